@@ -1,0 +1,94 @@
+//! The alert: what the processor raises, stores, publishes on the `alerts` topic and the
+//! gateway streams to analysts and responders.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Namespace for deterministic alert ids (UUID v5), so a replay after a crash upserts.
+const ALERT_ID_NAMESPACE: Uuid = Uuid::from_bytes([
+    0x6b, 0x2f, 0x51, 0x8e, 0x0c, 0x4d, 0x4a, 0x61, 0x9d, 0x3e, 0x57, 0x1a, 0x90, 0x2b, 0xc4, 0x11,
+]);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "low" => Some(Severity::Low),
+            "medium" => Some(Severity::Medium),
+            "high" => Some(Severity::High),
+            "critical" => Some(Severity::Critical),
+            _ => None,
+        }
+    }
+}
+
+/// One incident raised by a rule: the same rule, key and incident start always give the same id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub id: Uuid,
+    pub rule_id: String,
+    pub title: String,
+    pub severity: Severity,
+    /// MITRE ATT&CK technique ids, e.g. `T1110`.
+    pub mitre: Vec<String>,
+    /// The field the rule groups by, e.g. `source.ip`.
+    pub group_by: String,
+    /// That field's value for this incident.
+    pub group_key: String,
+    pub source_ip: Option<String>,
+    pub host_name: Option<String>,
+    /// Matching events so far in this incident.
+    pub count: u64,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    /// A few of the matching events, as normalized.
+    pub evidence: Vec<serde_json::Value>,
+    /// Bumped on every update of the incident, so consumers keep the newest version.
+    pub revision: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Alert {
+    /// The deterministic id of an incident.
+    pub fn incident_id(rule_id: &str, group_key: &str, first_seen: DateTime<Utc>) -> Uuid {
+        let name = format!(
+            "{rule_id}\u{1f}{group_key}\u{1f}{}",
+            first_seen.timestamp_millis()
+        );
+        Uuid::new_v5(&ALERT_ID_NAMESPACE, name.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incident_id_is_deterministic_and_distinct() {
+        let t = DateTime::from_timestamp_millis(1_700_000_000_000).expect("valid time");
+        let a = Alert::incident_id("soc/ssh-bruteforce", "1.2.3.4", t);
+        assert_eq!(a, Alert::incident_id("soc/ssh-bruteforce", "1.2.3.4", t));
+        assert_ne!(a, Alert::incident_id("soc/ssh-bruteforce", "1.2.3.5", t));
+        let later = DateTime::from_timestamp_millis(1_700_000_000_001).expect("valid time");
+        assert_ne!(a, Alert::incident_id("soc/ssh-bruteforce", "1.2.3.4", later));
+    }
+}

@@ -1,0 +1,204 @@
+//! The normalized event: what the `normalize` SmartModule emits and every detection reads.
+//!
+//! Field names follow the Elastic Common Schema (ECS) so rules written for other tools map
+//! onto ours. Only the fields a parser actually found are serialized.
+
+use serde::{Deserialize, Serialize};
+
+/// `event.kind` of a line that no parser recognized. It is kept, never dropped.
+pub const KIND_UNPARSED: &str = "unparsed";
+/// `event.kind` of a line that was parsed.
+pub const KIND_EVENT: &str = "event";
+
+/// One normalized event, serialized as JSON with ECS field names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// When the event happened (RFC 3339, UTC). Detections count windows in this time.
+    #[serde(rename = "@timestamp", default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    #[serde(default)]
+    pub event: EventInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Endpoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<Endpoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<User>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<Host>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<Process>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<Url>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<Http>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<UserAgent>,
+    #[serde(default)]
+    pub log: Log,
+    /// The decoded object of a JSON log line, kept whole (like Filebeat's `decode_json_fields`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventInfo {
+    /// `event` for a parsed line, `unparsed` for a line no parser recognized.
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub category: Vec<String>,
+    #[serde(rename = "type", default, skip_serializing_if = "Vec::is_empty")]
+    pub kind_type: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// `success`, `failure` or `unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// Which parser produced the event, e.g. `sshd`, `nginx.access`, `syslog`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When the line entered the pipeline (RFC 3339), for latency and for lines without a time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingested: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Endpoint {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Host {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Process {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Url {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Http {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<HttpRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<HttpResponse>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HttpRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HttpResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UserAgent {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Log {
+    /// The raw line exactly as received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syslog: Option<Syslog>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Syslog {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facility: Option<Code>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Code>,
+    /// RFC 5424 APP-NAME, or the RFC 3164 tag's program name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub procid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msgid: Option<String>,
+    /// RFC 5424 structured data, kept as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structured_data: Option<String>,
+    /// `rfc3164` or `rfc5424`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Code {
+    pub code: u8,
+}
+
+impl Event {
+    /// An event for a line no parser recognized: kept whole, tagged, never an error.
+    pub fn unparsed(line: &str) -> Self {
+        Event {
+            event: EventInfo {
+                kind: KIND_UNPARSED.to_string(),
+                ..Default::default()
+            },
+            log: Log {
+                original: Some(line.to_string()),
+                syslog: None,
+            },
+            ..Default::default()
+        }
+    }
+
+    pub fn is_unparsed(&self) -> bool {
+        self.event.kind == KIND_UNPARSED
+    }
+
+    pub fn source_ip(&self) -> Option<&str> {
+        self.source.as_ref()?.ip.as_deref()
+    }
+}

@@ -1,0 +1,279 @@
+//! RFC 3164 and RFC 5424 syslog headers, with or without an octet-count prefix.
+
+use crate::time::{parse_bsd_timestamp, parse_rfc3339};
+use chrono::{DateTime, Utc};
+
+/// The parts of a syslog line that every program-specific parser builds on.
+#[derive(Debug, Default, PartialEq)]
+pub struct SyslogLine<'a> {
+    pub priority: Option<u8>,
+    pub timestamp: Option<DateTime<Utc>>,
+    pub hostname: Option<&'a str>,
+    pub appname: Option<&'a str>,
+    pub procid: Option<&'a str>,
+    pub msgid: Option<&'a str>,
+    pub structured_data: Option<&'a str>,
+    pub message: &'a str,
+    pub rfc5424: bool,
+}
+
+/// Strip an RFC 6587 octet-count prefix (`123 <34>...`) if the count matches what follows.
+pub fn strip_octet_count(line: &str) -> &str {
+    let digits = line.bytes().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 9 {
+        return line;
+    }
+    let rest = &line[digits..];
+    match rest.strip_prefix(' ') {
+        Some(after) if after.starts_with('<') => after,
+        _ => line,
+    }
+}
+
+fn parse_pri(line: &str) -> Option<(u8, &str)> {
+    let rest = line.strip_prefix('<')?;
+    let end = rest.find('>')?;
+    if end == 0 || end > 3 {
+        return None;
+    }
+    let pri: u16 = rest[..end].parse().ok()?;
+    if pri > 191 {
+        return None;
+    }
+    Some((pri as u8, &rest[end + 1..]))
+}
+
+/// Parse a syslog line. `received` (ms since the epoch) supplies the year RFC 3164 omits.
+pub fn parse(line: &str, received_ms: i64) -> Option<SyslogLine<'_>> {
+    let line = strip_octet_count(line);
+    let (priority, rest) = match parse_pri(line) {
+        Some((p, rest)) => (Some(p), rest),
+        None => (None, line),
+    };
+    if priority.is_some() {
+        if let Some(v) = rest.strip_prefix("1 ") {
+            return parse_5424(priority, v);
+        }
+    }
+    parse_3164(priority, rest, received_ms)
+}
+
+fn nil(field: &str) -> Option<&str> {
+    if field == "-" || field.is_empty() {
+        None
+    } else {
+        Some(field)
+    }
+}
+
+fn split_field(s: &str) -> (&str, &str) {
+    match s.find(' ') {
+        Some(i) => (&s[..i], &s[i + 1..]),
+        None => (s, ""),
+    }
+}
+
+fn parse_5424(priority: Option<u8>, s: &str) -> Option<SyslogLine<'_>> {
+    let (ts, s) = split_field(s);
+    let (host, s) = split_field(s);
+    let (app, s) = split_field(s);
+    let (procid, s) = split_field(s);
+    let (msgid, s) = split_field(s);
+    let (sd, msg) = split_structured_data(s);
+    let msg = msg.strip_prefix('\u{feff}').unwrap_or(msg);
+    Some(SyslogLine {
+        priority,
+        timestamp: nil(ts).and_then(parse_rfc3339),
+        hostname: nil(host),
+        appname: nil(app),
+        procid: nil(procid),
+        msgid: nil(msgid),
+        structured_data: nil(sd),
+        message: msg,
+        rfc5424: true,
+    })
+}
+
+/// Split `[id k="v"][..] msg` or `- msg` into structured data and message, honouring `\]`.
+fn split_structured_data(s: &str) -> (&str, &str) {
+    if let Some(rest) = s.strip_prefix('-') {
+        return ("-", rest.strip_prefix(' ').unwrap_or(rest));
+    }
+    if !s.starts_with('[') {
+        return ("-", s);
+    }
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() && bytes[i] == b'[' {
+        let mut in_quotes = false;
+        i += 1;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\\' => i += 1,
+                b'"' => in_quotes = !in_quotes,
+                b']' if !in_quotes => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        i += 1; // past ']'
+    }
+    let i = i.min(s.len());
+    let (sd, rest) = s.split_at(i);
+    (sd, rest.strip_prefix(' ').unwrap_or(rest))
+}
+
+fn parse_3164(priority: Option<u8>, s: &str, received_ms: i64) -> Option<SyslogLine<'_>> {
+    let (timestamp, rest) = match parse_bsd_timestamp(s, received_ms) {
+        Some((ts, rest)) => (Some(ts), rest),
+        None => {
+            // High-precision (RFC 3339) timestamps, as rsyslog and journald forward them.
+            let (first, rest) = split_field(s);
+            match parse_rfc3339(first) {
+                Some(ts) => (Some(ts), rest),
+                // Without PRI, a line with no timestamp is not syslog.
+                None if priority.is_none() => return None,
+                None => (None, s),
+            }
+        }
+    };
+    let rest = rest.trim_start_matches(' ');
+    // HOSTNAME is present unless the next token is already the tag (`prog[pid]:` or `prog:`).
+    let (first, after_first) = split_field(rest);
+    let (hostname, tagged) = if first.ends_with(':') || looks_like_tag(first) {
+        (None, rest)
+    } else {
+        (Some(first), after_first)
+    };
+    let (appname, procid, message) = split_tag(tagged);
+    if priority.is_none() && appname.is_none() {
+        return None;
+    }
+    Some(SyslogLine {
+        priority,
+        timestamp,
+        hostname,
+        appname,
+        procid,
+        msgid: None,
+        structured_data: None,
+        message,
+        rfc5424: false,
+    })
+}
+
+fn looks_like_tag(token: &str) -> bool {
+    token.ends_with("]:") && token.contains('[')
+}
+
+/// `prog[pid]: msg` / `prog: msg` -> (prog, pid, msg). Anything else is all message.
+fn split_tag(s: &str) -> (Option<&str>, Option<&str>, &str) {
+    let tag_end = s
+        .char_indices()
+        .take(64)
+        .find(|(_, c)| *c == ':' || *c == ' ' || *c == '[');
+    let Some((i, c)) = tag_end else {
+        return (None, None, s);
+    };
+    if i == 0 {
+        return (None, None, s);
+    }
+    let prog = &s[..i];
+    match c {
+        '[' => {
+            let rest = &s[i + 1..];
+            let Some(close) = rest.find(']') else {
+                return (None, None, s);
+            };
+            let pid = &rest[..close];
+            let after = &rest[close + 1..];
+            let msg = after.strip_prefix(':').unwrap_or(after);
+            (Some(prog), Some(pid), msg.strip_prefix(' ').unwrap_or(msg))
+        }
+        ':' => {
+            let msg = &s[i + 1..];
+            (Some(prog), None, msg.strip_prefix(' ').unwrap_or(msg))
+        }
+        _ => (None, None, s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOV_2026: i64 = 1_795_000_000_000; // 2026-11-18
+
+    #[test]
+    fn rfc3164_with_pri_and_pid() {
+        let l = parse(
+            "<38>Feb 12 14:10:21 sd-126005 sshd[16378]: Invalid user pascal from 35.188.49.176 port 53502",
+            NOV_2026,
+        )
+        .expect("parses");
+        assert_eq!(l.priority, Some(38));
+        assert_eq!(l.hostname, Some("sd-126005"));
+        assert_eq!(l.appname, Some("sshd"));
+        assert_eq!(l.procid, Some("16378"));
+        assert_eq!(
+            l.message,
+            "Invalid user pascal from 35.188.49.176 port 53502"
+        );
+        assert_eq!(
+            l.timestamp.expect("ts").to_rfc3339(),
+            "2026-02-12T14:10:21+00:00"
+        );
+    }
+
+    #[test]
+    fn rfc3164_without_pri_is_a_file_line() {
+        let l = parse("Jan  3 04:05:06 web1 CRON[42]: (root) CMD (x)", NOV_2026).expect("parses");
+        assert_eq!(l.priority, None);
+        assert_eq!(l.hostname, Some("web1"));
+        assert_eq!(l.appname, Some("CRON"));
+    }
+
+    #[test]
+    fn december_line_received_in_january_is_last_year() {
+        let jan_2027 = 1_798_800_000_000; // 2027-01-01T22:40Z
+        let l = parse("Dec 31 23:59:59 h app: m", jan_2027).expect("parses");
+        assert_eq!(
+            l.timestamp.expect("ts").to_rfc3339(),
+            "2026-12-31T23:59:59+00:00"
+        );
+    }
+
+    #[test]
+    fn rfc5424_with_structured_data_and_bom() {
+        let l = parse(
+            "<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut=\"3\" eventSource=\"Application\"] \u{feff}An application event",
+            NOV_2026,
+        )
+        .expect("parses");
+        assert!(l.rfc5424);
+        assert_eq!(l.priority, Some(165));
+        assert_eq!(l.hostname, Some("mymachine.example.com"));
+        assert_eq!(l.appname, Some("evntslog"));
+        assert_eq!(l.procid, None);
+        assert_eq!(l.msgid, Some("ID47"));
+        assert_eq!(
+            l.structured_data,
+            Some("[exampleSDID@32473 iut=\"3\" eventSource=\"Application\"]")
+        );
+        assert_eq!(l.message, "An application event");
+    }
+
+    #[test]
+    fn octet_counted_frame() {
+        let l = parse("40 <13>1 - host app - - - hello", NOV_2026).expect("parses");
+        assert_eq!(l.priority, Some(13));
+        assert_eq!(l.timestamp, None);
+        assert_eq!(l.message, "hello");
+    }
+
+    #[test]
+    fn plain_text_is_not_syslog() {
+        assert_eq!(parse("hello world", NOV_2026), None);
+        assert_eq!(parse("", NOV_2026), None);
+    }
+}
