@@ -78,6 +78,11 @@ impl Alert {
     }
 }
 
+/// Milliseconds since the epoch as a UTC time (the epoch itself when out of range).
+pub fn time_from_millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +94,9 @@ mod tests {
         assert_eq!(a, Alert::incident_id("soc/ssh-bruteforce", "1.2.3.4", t));
         assert_ne!(a, Alert::incident_id("soc/ssh-bruteforce", "1.2.3.5", t));
         let later = DateTime::from_timestamp_millis(1_700_000_000_001).expect("valid time");
-        assert_ne!(a, Alert::incident_id("soc/ssh-bruteforce", "1.2.3.4", later));
+        assert_ne!(
+            a,
+            Alert::incident_id("soc/ssh-bruteforce", "1.2.3.4", later)
+        );
     }
 }

@@ -14,7 +14,11 @@ pub const KIND_EVENT: &str = "event";
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// When the event happened (RFC 3339, UTC). Detections count windows in this time.
-    #[serde(rename = "@timestamp", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "@timestamp",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub timestamp: Option<String>,
     #[serde(default)]
     pub event: EventInfo,

@@ -1,8 +1,13 @@
 //! Shared types of the SOC: the normalized event, the alert, and (with features) the stream
-//! abstraction with its embedded and Fluvio backends, configuration and database entities.
+//! abstraction with its embedded and Fluvio backends, and the database entities.
 
 pub mod alert;
 pub mod event;
 
-pub use alert::{Alert, Severity};
+#[cfg(feature = "db")]
+pub mod db;
+#[cfg(feature = "stream")]
+pub mod stream;
+
+pub use alert::{time_from_millis, Alert, Severity};
 pub use event::Event;

@@ -62,7 +62,11 @@ fn decode_records(input: Vec<u8>, version: i16) -> Result<(Vec<Record>, i64), i3
 }
 
 /// Encode `output` into the module's reused buffer and hand it to the host.
-fn emit<E: Encoder>(output: &E, version: i16, copy: impl FnOnce(*const u8, usize)) -> Result<(), i32> {
+fn emit<E: Encoder>(
+    output: &E,
+    version: i16,
+    copy: impl FnOnce(*const u8, usize),
+) -> Result<(), i32> {
     OUTPUT.with(|buf| {
         let mut buf = buf.borrow_mut();
         buf.clear();
@@ -201,7 +205,9 @@ macro_rules! export_map {
             #[unsafe(no_mangle)]
             pub unsafe extern "C" fn map(ptr: *mut u8, len: usize, version: i16) -> i32 {
                 unsafe {
-                    $crate::run_map(ptr, len, version, $f, |p, l| copy_records(p as i32, l as i32))
+                    $crate::run_map(ptr, len, version, $f, |p, l| {
+                        copy_records(p as i32, l as i32)
+                    })
                 }
             }
         }
@@ -223,7 +229,9 @@ macro_rules! export_filter {
             #[unsafe(no_mangle)]
             pub unsafe extern "C" fn filter(ptr: *mut u8, len: usize, version: i16) -> i32 {
                 unsafe {
-                    $crate::run_filter(ptr, len, version, $f, |p, l| copy_records(p as i32, l as i32))
+                    $crate::run_filter(ptr, len, version, $f, |p, l| {
+                        copy_records(p as i32, l as i32)
+                    })
                 }
             }
         }

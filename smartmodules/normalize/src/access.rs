@@ -130,8 +130,14 @@ mod tests {
         assert_eq!(url.path.as_deref(), Some("/apache_pb.gif"));
         assert_eq!(url.query.as_deref(), Some("x=1"));
         let http = ev.http.as_ref().expect("http");
-        assert_eq!(http.response.as_ref().and_then(|r| r.status_code), Some(200));
-        assert_eq!(http.request.as_ref().and_then(|r| r.method.as_deref()), Some("GET"));
+        assert_eq!(
+            http.response.as_ref().and_then(|r| r.status_code),
+            Some(200)
+        );
+        assert_eq!(
+            http.request.as_ref().and_then(|r| r.method.as_deref()),
+            Some("GET")
+        );
         assert_eq!(http.version.as_deref(), Some("1.0"));
         assert_eq!(
             ev.user_agent.and_then(|u| u.original).as_deref(),
@@ -144,9 +150,15 @@ mod tests {
     fn vhost_prefix_and_escaped_quote_in_agent() {
         let ev = parse(r#"shop.example.com:443 198.51.100.7 - - [01/Jan/2024:00:00:01 +0000] "POST /login HTTP/1.1" 401 12 "-" "curl \"x\"""#)
             .expect("parses");
-        assert_eq!(ev.url.as_ref().and_then(|u| u.domain.as_deref()), Some("shop.example.com"));
+        assert_eq!(
+            ev.url.as_ref().and_then(|u| u.domain.as_deref()),
+            Some("shop.example.com")
+        );
         assert_eq!(ev.event.outcome.as_deref(), Some("failure"));
-        assert_eq!(ev.user_agent.and_then(|u| u.original).as_deref(), Some(r#"curl \"x\""#));
+        assert_eq!(
+            ev.user_agent.and_then(|u| u.original).as_deref(),
+            Some(r#"curl \"x\""#)
+        );
     }
 
     #[test]

@@ -7,7 +7,8 @@ use serde_json::{Map, Value};
 use soc_core::event::{Endpoint, Event, Host, User, KIND_EVENT};
 
 fn first_str<'a>(obj: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a str> {
-    keys.iter().find_map(|k| lookup(obj, k).and_then(Value::as_str))
+    keys.iter()
+        .find_map(|k| lookup(obj, k).and_then(Value::as_str))
 }
 
 /// `a.b` looks up a nested key, or a literal dotted key.
@@ -28,13 +29,19 @@ pub fn parse(line: &str) -> Option<Event> {
         .and_then(parse_rfc3339)
         .map(format);
     ev.message = first_str(&obj, &["message", "msg"]).map(str::to_string);
-    ev.host = first_str(&obj, &["host.hostname", "host.name", "hostname", "host"])
-        .map(|h| Host {
-            hostname: Some(h.to_string()),
-        });
+    ev.host = first_str(&obj, &["host.hostname", "host.name", "hostname", "host"]).map(|h| Host {
+        hostname: Some(h.to_string()),
+    });
     ev.source = first_str(
         &obj,
-        &["source.ip", "src_ip", "source_ip", "client_ip", "remote_addr", "ip"],
+        &[
+            "source.ip",
+            "src_ip",
+            "source_ip",
+            "client_ip",
+            "remote_addr",
+            "ip",
+        ],
     )
     .filter(|ip| is_ip(ip))
     .map(|ip| Endpoint {
@@ -60,7 +67,10 @@ mod tests {
         assert_eq!(ev.message.as_deref(), Some("login failed"));
         assert_eq!(ev.source_ip(), Some("192.0.2.1"));
         assert_eq!(ev.user.and_then(|u| u.name).as_deref(), Some("eve"));
-        assert_eq!(ev.json.and_then(|j| j.get("extra").cloned()), Some(serde_json::json!({"a":1})));
+        assert_eq!(
+            ev.json.and_then(|j| j.get("extra").cloned()),
+            Some(serde_json::json!({"a":1}))
+        );
     }
 
     #[test]

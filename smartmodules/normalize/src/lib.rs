@@ -71,9 +71,8 @@ pub fn map_record(input: &Input<'_>) -> Vec<u8> {
     let line = String::from_utf8_lossy(input.value);
     let ev = normalize_line(&line, input.timestamp_ms);
     // Serializing plain strings and numbers cannot fail; fall back to a tagged record anyway.
-    serde_json::to_vec(&ev).unwrap_or_else(|_| {
-        serde_json::to_vec(&Event::unparsed(&line)).unwrap_or_default()
-    })
+    serde_json::to_vec(&ev)
+        .unwrap_or_else(|_| serde_json::to_vec(&Event::unparsed(&line)).unwrap_or_default())
 }
 
 soc_sm_abi::export_map!(crate::map_record);
@@ -95,7 +94,10 @@ mod tests {
         assert_eq!(ev.event.outcome.as_deref(), Some("failure"));
         assert_eq!(ev.source_ip(), Some("35.188.49.176"));
         assert_eq!(ev.timestamp.as_deref(), Some("2026-02-12T14:10:21.000Z"));
-        assert_eq!(ev.host.and_then(|h| h.hostname).as_deref(), Some("sd-126005"));
+        assert_eq!(
+            ev.host.and_then(|h| h.hostname).as_deref(),
+            Some("sd-126005")
+        );
         assert_eq!(ev.process.and_then(|p| p.pid), Some(16378));
         assert_eq!(
             ev.log.original.as_deref(),
@@ -105,7 +107,13 @@ mod tests {
 
     #[test]
     fn garbage_is_kept_and_tagged() {
-        for line in ["", "\u{0}\u{1}binary", "just words", "{not json", "<999>bad pri"] {
+        for line in [
+            "",
+            "\u{0}\u{1}binary",
+            "just words",
+            "{not json",
+            "<999>bad pri",
+        ] {
             let ev = normalize_line(line, NOV_2026);
             assert_eq!(ev.event.kind, "unparsed", "{line:?}");
             assert_eq!(ev.log.original.as_deref(), Some(line));

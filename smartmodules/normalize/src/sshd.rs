@@ -46,7 +46,9 @@ fn set_user(ev: &mut Event, name: &str) {
 /// `USER from IP port PORT...` where USER may contain spaces or be empty: split at the last
 /// ` from ` so a hostile user name cannot move the source IP.
 fn user_from_ip_port(s: &str) -> Option<(&str, &str, Option<&str>)> {
-    let idx = s.rfind(" from ").or_else(|| s.strip_prefix("from ").map(|_| 0))?;
+    let idx = s
+        .rfind(" from ")
+        .or_else(|| s.strip_prefix("from ").map(|_| 0))?;
     let (user, rest) = if idx == 0 && s.starts_with("from ") {
         ("", &s[5..])
     } else {
@@ -186,9 +188,9 @@ fn sshd(msg: &str, ev: &mut Event) -> bool {
         ("Connection from ", "ssh_connection"),
     ] {
         if let Some(r) = msg.strip_prefix(prefix) {
-            let r = r.strip_prefix("user ").map_or(r, |u| {
-                u.split_once(' ').map_or(u, |(_, rest)| rest)
-            });
+            let r = r
+                .strip_prefix("user ")
+                .map_or(r, |u| u.split_once(' ').map_or(u, |(_, rest)| rest));
             if let Some((ip, port)) = ip_port(r) {
                 ev.event.kind = soc_core::event::KIND_EVENT.to_string();
                 ev.event.category = vec!["network".to_string()];
@@ -255,7 +257,10 @@ mod tests {
         (
             ev.event.action.clone().unwrap_or_default(),
             ev.event.outcome.clone().unwrap_or_default(),
-            ev.user.as_ref().and_then(|u| u.name.clone()).unwrap_or_default(),
+            ev.user
+                .as_ref()
+                .and_then(|u| u.name.clone())
+                .unwrap_or_default(),
             ev.source_ip().unwrap_or_default().to_string(),
         )
     }
@@ -269,7 +274,12 @@ mod tests {
         .expect("parsed");
         assert_eq!(
             summary(&ev),
-            ("ssh_login".into(), "failure".into(), "admin".into(), "1.2.3.4".into())
+            (
+                "ssh_login".into(),
+                "failure".into(),
+                "admin".into(),
+                "1.2.3.4".into()
+            )
         );
         assert_eq!(ev.source.as_ref().and_then(|s| s.port), Some(4242));
         assert_eq!(ev.event.category, vec!["authentication"]);
@@ -284,17 +294,18 @@ mod tests {
         .expect("parsed");
         assert_eq!(
             summary(&ev),
-            ("ssh_login".into(), "success".into(), "bob".into(), "2001:db8::1".into())
+            (
+                "ssh_login".into(),
+                "success".into(),
+                "bob".into(),
+                "2001:db8::1".into()
+            )
         );
     }
 
     #[test]
     fn invalid_user_line_from_the_hub_corpus() {
-        let ev = run(
-            "sshd",
-            "Invalid user pascal from 35.188.49.176 port 53502",
-        )
-        .expect("parsed");
+        let ev = run("sshd", "Invalid user pascal from 35.188.49.176 port 53502").expect("parsed");
         assert_eq!(
             summary(&ev),
             (

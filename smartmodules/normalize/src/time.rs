@@ -122,8 +122,8 @@ mod tests {
 
     #[test]
     fn bsd_time_with_fraction() {
-        let (t, rest) = parse_bsd_timestamp("Mar  1 01:02:03.250 host", 1_795_000_000_000)
-            .expect("parses");
+        let (t, rest) =
+            parse_bsd_timestamp("Mar  1 01:02:03.250 host", 1_795_000_000_000).expect("parses");
         assert_eq!(format(t), "2026-03-01T01:02:03.250Z");
         assert_eq!(rest, " host");
     }

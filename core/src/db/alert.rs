@@ -1,0 +1,33 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "alerts")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub rule_id: String,
+    pub title: String,
+    pub severity: String,
+    /// JSON array of ATT&CK technique ids.
+    #[sea_orm(column_type = "Text")]
+    pub mitre: String,
+    pub group_by: String,
+    pub group_key: String,
+    pub source_ip: Option<String>,
+    pub host_name: Option<String>,
+    pub count: i64,
+    pub first_seen: DateTimeUtc,
+    pub last_seen: DateTimeUtc,
+    /// JSON array of sample events.
+    #[sea_orm(column_type = "Text")]
+    pub evidence: String,
+    pub revision: i64,
+    pub status: String,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

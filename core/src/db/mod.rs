@@ -1,0 +1,98 @@
+//! sea-orm entities shared by the processor (writes) and the gateway (reads).
+//! The schema itself lives in the `soc-migrations` crate.
+
+pub mod alert;
+pub mod processor_checkpoint;
+pub mod rule_state;
+
+use crate::{Alert, Severity};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+
+/// Open a connection pool. SQLite files are created if missing and run in WAL mode, so the
+/// gateway reads while the processor writes.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let sqlite = url.starts_with("sqlite:");
+    let url = if sqlite && !url.contains("mode=") && !url.contains(":memory:") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}mode=rwc")
+    } else {
+        url.to_string()
+    };
+    let mut opts = ConnectOptions::new(url);
+    opts.sqlx_logging(false);
+    if sqlite {
+        opts.max_connections(4).min_connections(1);
+    }
+    let db = Database::connect(opts).await?;
+    if sqlite {
+        use sea_orm::ConnectionTrait;
+        db.execute_unprepared(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
+        )
+        .await?;
+    }
+    Ok(db)
+}
+
+impl From<&Alert> for alert::Model {
+    fn from(a: &Alert) -> Self {
+        alert::Model {
+            id: a.id.to_string(),
+            rule_id: a.rule_id.clone(),
+            title: a.title.clone(),
+            severity: a.severity.as_str().to_string(),
+            mitre: serde_json::to_string(&a.mitre).unwrap_or_else(|_| "[]".into()),
+            group_by: a.group_by.clone(),
+            group_key: a.group_key.clone(),
+            source_ip: a.source_ip.clone(),
+            host_name: a.host_name.clone(),
+            count: a.count as i64,
+            first_seen: a.first_seen,
+            last_seen: a.last_seen,
+            evidence: serde_json::to_string(&a.evidence).unwrap_or_else(|_| "[]".into()),
+            revision: a.revision as i64,
+            status: "new".to_string(),
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
+
+/// A stored row could not be read back as an alert.
+#[derive(Debug, thiserror::Error)]
+#[error("alert row {id} is invalid: {reason}")]
+pub struct InvalidRow {
+    pub id: String,
+    pub reason: String,
+}
+
+impl TryFrom<alert::Model> for Alert {
+    type Error = InvalidRow;
+
+    fn try_from(m: alert::Model) -> Result<Self, InvalidRow> {
+        let bad = |reason: String| InvalidRow {
+            id: m.id.clone(),
+            reason,
+        };
+        Ok(Alert {
+            id: m.id.parse().map_err(|e| bad(format!("id: {e}")))?,
+            severity: Severity::parse(&m.severity)
+                .ok_or_else(|| bad(format!("severity `{}`", m.severity)))?,
+            mitre: serde_json::from_str(&m.mitre).map_err(|e| bad(format!("mitre: {e}")))?,
+            evidence: serde_json::from_str(&m.evidence)
+                .map_err(|e| bad(format!("evidence: {e}")))?,
+            rule_id: m.rule_id,
+            title: m.title,
+            group_by: m.group_by,
+            group_key: m.group_key,
+            source_ip: m.source_ip,
+            host_name: m.host_name,
+            count: m.count.max(0) as u64,
+            first_seen: m.first_seen,
+            last_seen: m.last_seen,
+            revision: m.revision.max(0) as u64,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        })
+    }
+}

@@ -1,0 +1,134 @@
+//! Deployment files shared by both backends (`fluvio-config/`): topics in Fluvio's topic
+//! YAML (`fluvio topic create --config`) and the processor's SmartModule chain.
+
+use super::{ChainStep, Result, StreamError, TopicSpec};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Deserialize)]
+struct TopicFile {
+    meta: Meta,
+    #[serde(default)]
+    partition: Option<Partition>,
+    #[serde(default)]
+    retention: Option<Retention>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Meta {
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct Partition {
+    #[serde(default = "one")]
+    count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+struct Retention {
+    time: Option<String>,
+}
+
+/// `30s`, `15m`, `12h`, `7d` -> seconds.
+pub fn parse_duration_secs(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let mult = match unit.trim() {
+        "s" | "sec" | "secs" => 1,
+        "m" | "min" | "mins" => 60,
+        "h" | "hr" | "hrs" | "hour" | "hours" => 3600,
+        "d" | "day" | "days" => 86_400,
+        "w" | "week" | "weeks" => 604_800,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// Read one topic file.
+pub fn topic_from_file(path: &Path) -> Result<TopicSpec> {
+    let bad = |reason: String| StreamError::Config(format!("{}: {reason}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let f: TopicFile = serde_yaml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let retention_secs = match f.retention.and_then(|r| r.time) {
+        Some(t) => {
+            Some(parse_duration_secs(&t).ok_or_else(|| bad(format!("bad retention time `{t}`")))?)
+        }
+        None => None,
+    };
+    Ok(TopicSpec {
+        name: f.meta.name,
+        partitions: f.partition.map_or(1, |p| p.count.max(1)),
+        retention_secs,
+    })
+}
+
+/// Every topic file in `<config>/topics/`.
+pub fn topics_from_dir(config_dir: &Path) -> Result<Vec<TopicSpec>> {
+    let dir = config_dir.join("topics");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| StreamError::Config(format!("{}: {e}", dir.display())))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    files.iter().map(|f| topic_from_file(f)).collect()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChainFile {
+    chain: Vec<ChainStep>,
+}
+
+/// The processor's chain from `<config>/chain.yaml`.
+pub fn chain_from_dir(config_dir: &Path) -> Result<Vec<ChainStep>> {
+    let path = config_dir.join("chain.yaml");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| StreamError::Config(format!("{}: {e}", path.display())))?;
+    let f: ChainFile = serde_yaml::from_str(&text)
+        .map_err(|e| StreamError::Config(format!("{}: {e}", path.display())))?;
+    Ok(f.chain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_dir() -> PathBuf {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../fluvio-config"))
+    }
+
+    #[test]
+    fn shipped_topics_parse() {
+        let topics = topics_from_dir(&config_dir()).expect("topics");
+        let names: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
+        assert!(names.contains(&super::super::topics::RAW_LOGS));
+        assert!(names.contains(&super::super::topics::ALERTS));
+        assert!(topics.iter().all(|t| t.retention_secs.is_some()));
+    }
+
+    #[test]
+    fn shipped_chain_parses() {
+        let chain = chain_from_dir(&config_dir()).expect("chain");
+        assert_eq!(chain[0].name, "normalize");
+        assert_eq!(chain[1].name, "filter");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_secs("7d"), Some(604_800));
+        assert_eq!(parse_duration_secs("90s"), Some(90));
+        assert_eq!(parse_duration_secs("1h"), Some(3600));
+        assert_eq!(parse_duration_secs("soon"), None);
+        assert_eq!(parse_duration_secs("3 parsecs"), None);
+    }
+}

@@ -1,0 +1,653 @@
+//! The embedded durable log: topics, partitions, offsets, per-consumer committed offsets and
+//! time retention in one redb file. Consumers run their SmartModule chain in-process.
+//!
+//! Every produce is one redb write transaction committed with `Durability::Immediate`
+//! (fsync), so a record is acknowledged only once it is on disk; a producer checkpoint is
+//! stored in the same transaction, so a restarted producer neither loses nor repeats lines.
+
+use super::chain::{Chain, ModuleRegistry};
+use super::{
+    partition_for, Checkpoint, Consumer, ConsumerSpec, LogStream, ProduceRecord, Record, Result,
+    StartFrom, StreamError, TopicSpec,
+};
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// topic -> (partitions, retention seconds; 0 keeps everything)
+const TOPICS: TableDefinition<&str, (u32, u64)> = TableDefinition::new("topics");
+/// (consumer, topic, partition) -> next offset to read
+const CONSUMER_OFFSETS: TableDefinition<(&str, &str, u32), u64> =
+    TableDefinition::new("consumer_offsets");
+/// producer checkpoint name -> position
+const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new("checkpoints");
+
+fn records_table(topic: &str, partition: u32) -> String {
+    format!("records/{topic}/{partition}")
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StreamError {
+    StreamError::Unavailable(e.to_string())
+}
+
+/// Record layout: timestamp (i64 LE), key length (u32 LE, u32::MAX for none), key, value.
+fn encode_record(r: &ProduceRecord) -> Vec<u8> {
+    let key_len = r.key.as_ref().map_or(0, Vec::len);
+    let mut out = Vec::with_capacity(12 + key_len + r.value.len());
+    out.extend_from_slice(&r.timestamp_ms.to_le_bytes());
+    match &r.key {
+        Some(k) => {
+            out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            out.extend_from_slice(k);
+        }
+        None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+    }
+    out.extend_from_slice(&r.value);
+    out
+}
+
+fn decode_record(partition: u32, offset: u64, bytes: &[u8]) -> Option<Record> {
+    let ts = i64::from_le_bytes(bytes.get(0..8)?.try_into().ok()?);
+    let key_len = u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?);
+    let (key, rest) = if key_len == u32::MAX {
+        (None, bytes.get(12..)?)
+    } else {
+        let end = 12 + key_len as usize;
+        (Some(bytes.get(12..end)?.to_vec()), bytes.get(end..)?)
+    };
+    Some(Record {
+        partition,
+        offset,
+        timestamp_ms: ts,
+        key,
+        value: rest.to_vec(),
+    })
+}
+
+struct Inner {
+    db: Database,
+    /// Next offset to write, per (topic, partition); watched by consumers.
+    ends: Mutex<HashMap<(String, u32), watch::Sender<u64>>>,
+    /// Serializes writers so offsets are assigned in commit order.
+    write_lock: Mutex<()>,
+    modules: Option<ModuleRegistry>,
+    chain_memory_limit: Option<usize>,
+}
+
+/// A durable log in one file. Cheap to clone.
+#[derive(Clone)]
+pub struct EmbeddedLog {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EmbeddedLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedLog").finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedLog {
+    /// Open or create the log at `path`. `modules` supplies SmartModules for consumer chains.
+    pub fn open(path: &Path, modules: Option<ModuleRegistry>) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(unavailable)?;
+        }
+        let db = Database::create(path).map_err(unavailable)?;
+        {
+            let tx = db.begin_write().map_err(unavailable)?;
+            tx.open_table(TOPICS).map_err(unavailable)?;
+            tx.open_table(CONSUMER_OFFSETS).map_err(unavailable)?;
+            tx.open_table(CHECKPOINTS).map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+        }
+        let log = EmbeddedLog {
+            inner: Arc::new(Inner {
+                db,
+                ends: Mutex::new(HashMap::new()),
+                write_lock: Mutex::new(()),
+                modules,
+                chain_memory_limit: None,
+            }),
+        };
+        log.load_ends()?;
+        Ok(log)
+    }
+
+    /// Limit each consumer chain's wasm store (bytes).
+    pub fn with_chain_memory_limit(mut self, bytes: usize) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.chain_memory_limit = Some(bytes);
+        }
+        self
+    }
+
+    fn load_ends(&self) -> Result<()> {
+        let rtx = self.inner.db.begin_read().map_err(unavailable)?;
+        let topics = rtx.open_table(TOPICS).map_err(unavailable)?;
+        let mut ends = self.inner.ends.lock().map_err(unavailable)?;
+        for entry in topics.iter().map_err(unavailable)? {
+            let (name, meta) = entry.map_err(unavailable)?;
+            let (partitions, _) = meta.value();
+            for p in 0..partitions {
+                let table_name = records_table(name.value(), p);
+                let def: TableDefinition<u64, &[u8]> = TableDefinition::new(&table_name);
+                let end = match rtx.open_table(def) {
+                    Ok(t) => t
+                        .last()
+                        .map_err(unavailable)?
+                        .map_or(0, |(k, _)| k.value() + 1),
+                    Err(redb::TableError::TableDoesNotExist(_)) => 0,
+                    Err(e) => return Err(unavailable(e)),
+                };
+                ends.insert((name.value().to_string(), p), watch::channel(end).0);
+            }
+        }
+        Ok(())
+    }
+
+    fn end_watch(&self, topic: &str, partition: u32) -> Result<watch::Receiver<u64>> {
+        let ends = self.inner.ends.lock().map_err(unavailable)?;
+        ends.get(&(topic.to_string(), partition))
+            .map(|s| s.subscribe())
+            .ok_or_else(|| StreamError::UnknownTopic(format!("{topic}/{partition}")))
+    }
+
+    fn topic_meta(&self, topic: &str) -> Result<(u32, u64)> {
+        let rtx = self.inner.db.begin_read().map_err(unavailable)?;
+        let topics = rtx.open_table(TOPICS).map_err(unavailable)?;
+        let meta = topics
+            .get(topic)
+            .map_err(unavailable)?
+            .ok_or_else(|| StreamError::UnknownTopic(topic.to_string()))?;
+        Ok(meta.value())
+    }
+
+    fn produce_blocking(
+        &self,
+        topic: &str,
+        records: Vec<ProduceRecord>,
+        checkpoint: Option<Checkpoint>,
+    ) -> Result<()> {
+        let (partitions, _) = self.topic_meta(topic)?;
+        let _guard = self.inner.write_lock.lock().map_err(unavailable)?;
+        let mut next: HashMap<u32, u64> = HashMap::new();
+        {
+            let ends = self.inner.ends.lock().map_err(unavailable)?;
+            for p in 0..partitions {
+                let end = ends
+                    .get(&(topic.to_string(), p))
+                    .map(|s| *s.borrow())
+                    .unwrap_or(0);
+                next.insert(p, end);
+            }
+        }
+        let tx = self.inner.db.begin_write().map_err(unavailable)?;
+        {
+            let mut by_partition: HashMap<u32, Vec<&ProduceRecord>> = HashMap::new();
+            for r in &records {
+                by_partition
+                    .entry(partition_for(r.key.as_deref(), partitions))
+                    .or_default()
+                    .push(r);
+            }
+            for (p, recs) in by_partition {
+                let name = records_table(topic, p);
+                let def: TableDefinition<u64, &[u8]> = TableDefinition::new(&name);
+                let mut table = tx.open_table(def).map_err(unavailable)?;
+                let offset = next.entry(p).or_insert(0);
+                for r in recs {
+                    table
+                        .insert(*offset, encode_record(r).as_slice())
+                        .map_err(unavailable)?;
+                    *offset += 1;
+                }
+            }
+            if let Some(cp) = &checkpoint {
+                let mut t = tx.open_table(CHECKPOINTS).map_err(unavailable)?;
+                t.insert(cp.name.as_str(), cp.position)
+                    .map_err(unavailable)?;
+            }
+        }
+        tx.commit().map_err(unavailable)?;
+        let ends = self.inner.ends.lock().map_err(unavailable)?;
+        for (p, end) in next {
+            if let Some(s) = ends.get(&(topic.to_string(), p)) {
+                s.send_replace(end);
+            }
+        }
+        Ok(())
+    }
+
+    fn read_blocking(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<Record>> {
+        let rtx = self.inner.db.begin_read().map_err(unavailable)?;
+        let name = records_table(topic, partition);
+        let def: TableDefinition<u64, &[u8]> = TableDefinition::new(&name);
+        let table = match rtx.open_table(def) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(unavailable(e)),
+        };
+        let mut out = Vec::new();
+        for entry in table.range(from..).map_err(unavailable)?.take(max) {
+            let (k, v) = entry.map_err(unavailable)?;
+            let offset = k.value();
+            let rec = decode_record(partition, offset, v.value()).ok_or_else(|| {
+                StreamError::Unavailable(format!("corrupt record {topic}/{partition}@{offset}"))
+            })?;
+            out.push(rec);
+        }
+        Ok(out)
+    }
+
+    /// Delete records older than each topic's retention. Returns how many were deleted.
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<u64> {
+        let topics: Vec<(String, u32, u64)> = {
+            let rtx = self.inner.db.begin_read().map_err(unavailable)?;
+            let t = rtx.open_table(TOPICS).map_err(unavailable)?;
+            let mut v = Vec::new();
+            for e in t.iter().map_err(unavailable)? {
+                let (k, meta) = e.map_err(unavailable)?;
+                let (p, r) = meta.value();
+                v.push((k.value().to_string(), p, r));
+            }
+            v
+        };
+        let _guard = self.inner.write_lock.lock().map_err(unavailable)?;
+        let tx = self.inner.db.begin_write().map_err(unavailable)?;
+        let mut deleted = 0;
+        for (topic, partitions, retention_secs) in topics {
+            if retention_secs == 0 {
+                continue;
+            }
+            let cutoff = now_ms - (retention_secs as i64) * 1000;
+            for p in 0..partitions {
+                let name = records_table(&topic, p);
+                let def: TableDefinition<u64, &[u8]> = TableDefinition::new(&name);
+                let mut table = tx.open_table(def).map_err(unavailable)?;
+                // Offsets grow with time: stop at the first record inside the retention.
+                // The newest record is always kept so the partition's end offset survives.
+                let last = table.last().map_err(unavailable)?.map(|(k, _)| k.value());
+                let mut doomed = Vec::new();
+                for e in table.iter().map_err(unavailable)? {
+                    let (k, v) = e.map_err(unavailable)?;
+                    let ts = v
+                        .value()
+                        .get(0..8)
+                        .and_then(|b| b.try_into().ok())
+                        .map(i64::from_le_bytes)
+                        .unwrap_or(i64::MAX);
+                    if ts >= cutoff || Some(k.value()) == last {
+                        break;
+                    }
+                    doomed.push(k.value());
+                }
+                for k in doomed {
+                    table.remove(k).map_err(unavailable)?;
+                    deleted += 1;
+                }
+            }
+        }
+        tx.commit().map_err(unavailable)?;
+        Ok(deleted)
+    }
+
+    fn committed_offset(&self, consumer: &str, topic: &str, partition: u32) -> Result<u64> {
+        let rtx = self.inner.db.begin_read().map_err(unavailable)?;
+        let t = rtx.open_table(CONSUMER_OFFSETS).map_err(unavailable)?;
+        Ok(t.get((consumer, topic, partition))
+            .map_err(unavailable)?
+            .map_or(0, |v| v.value()))
+    }
+
+    fn commit_blocking(
+        &self,
+        consumer: &str,
+        topic: &str,
+        partition: u32,
+        next: u64,
+    ) -> Result<()> {
+        let tx = self.inner.db.begin_write().map_err(unavailable)?;
+        {
+            let mut t = tx.open_table(CONSUMER_OFFSETS).map_err(unavailable)?;
+            t.insert((consumer, topic, partition), next)
+                .map_err(unavailable)?;
+        }
+        tx.commit().map_err(unavailable)
+    }
+
+    /// Records in a partition after `from`, without a chain (for tools and tests).
+    pub fn read(&self, topic: &str, partition: u32, from: u64, max: usize) -> Result<Vec<Record>> {
+        self.read_blocking(topic, partition, from, max)
+    }
+
+    /// The next offset to be written in a partition.
+    pub fn end_offset(&self, topic: &str, partition: u32) -> Result<u64> {
+        Ok(*self.end_watch(topic, partition)?.borrow())
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(unavailable)?
+}
+
+#[async_trait]
+impl LogStream for EmbeddedLog {
+    async fn ensure_topic(&self, spec: &TopicSpec) -> Result<()> {
+        if spec.partitions == 0 {
+            return Err(StreamError::Config(format!(
+                "topic `{}` needs at least one partition",
+                spec.name
+            )));
+        }
+        let log = self.clone();
+        let spec = spec.clone();
+        blocking(move || {
+            let _guard = log.inner.write_lock.lock().map_err(unavailable)?;
+            let tx = log.inner.db.begin_write().map_err(unavailable)?;
+            let partitions = {
+                let mut t = tx.open_table(TOPICS).map_err(unavailable)?;
+                let existing = t
+                    .get(spec.name.as_str())
+                    .map_err(unavailable)?
+                    .map(|v| v.value());
+                match existing {
+                    Some((p, _)) => p,
+                    None => {
+                        t.insert(
+                            spec.name.as_str(),
+                            (spec.partitions, spec.retention_secs.unwrap_or(0)),
+                        )
+                        .map_err(unavailable)?;
+                        spec.partitions
+                    }
+                }
+            };
+            tx.commit().map_err(unavailable)?;
+            let mut ends = log.inner.ends.lock().map_err(unavailable)?;
+            for p in 0..partitions {
+                ends.entry((spec.name.clone(), p))
+                    .or_insert_with(|| watch::channel(0).0);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn partitions(&self, topic: &str) -> Result<u32> {
+        let log = self.clone();
+        let topic = topic.to_string();
+        blocking(move || log.topic_meta(&topic).map(|(p, _)| p)).await
+    }
+
+    async fn produce(
+        &self,
+        topic: &str,
+        records: Vec<ProduceRecord>,
+        checkpoint: Option<Checkpoint>,
+    ) -> Result<()> {
+        if records.is_empty() && checkpoint.is_none() {
+            return Ok(());
+        }
+        let log = self.clone();
+        let topic = topic.to_string();
+        blocking(move || log.produce_blocking(&topic, records, checkpoint)).await
+    }
+
+    async fn checkpoint(&self, name: &str) -> Result<Option<u64>> {
+        let log = self.clone();
+        let name = name.to_string();
+        blocking(move || {
+            let rtx = log.inner.db.begin_read().map_err(unavailable)?;
+            let t = rtx.open_table(CHECKPOINTS).map_err(unavailable)?;
+            Ok(t.get(name.as_str())
+                .map_err(unavailable)?
+                .map(|v| v.value()))
+        })
+        .await
+    }
+
+    async fn consumer(&self, spec: ConsumerSpec) -> Result<Box<dyn Consumer>> {
+        let watch = self.end_watch(&spec.topic, spec.partition)?;
+        let log = self.clone();
+        let spec2 = spec.clone();
+        let (position, chain) = blocking(move || {
+            let position = match spec2.start {
+                StartFrom::Committed => {
+                    log.committed_offset(&spec2.consumer_id, &spec2.topic, spec2.partition)?
+                }
+                StartFrom::Beginning => 0,
+            };
+            let chain = match (&log.inner.modules, spec2.chain.is_empty()) {
+                (_, true) => None,
+                (Some(m), false) => {
+                    Some(m.build_chain(&spec2.chain, log.inner.chain_memory_limit)?)
+                }
+                (None, false) => {
+                    return Err(StreamError::Config(
+                        "a SmartModule chain was requested but no modules are loaded".into(),
+                    ))
+                }
+            };
+            Ok((position, chain))
+        })
+        .await?;
+        Ok(Box::new(EmbeddedConsumer {
+            log: self.clone(),
+            spec,
+            position,
+            chain: chain.map(|c| Arc::new(Mutex::new(c))),
+            watch,
+        }))
+    }
+}
+
+struct EmbeddedConsumer {
+    log: EmbeddedLog,
+    spec: ConsumerSpec,
+    /// Next raw offset to read; records the chain dropped are behind it too.
+    position: u64,
+    chain: Option<Arc<Mutex<Chain>>>,
+    watch: watch::Receiver<u64>,
+}
+
+#[async_trait]
+impl Consumer for EmbeddedConsumer {
+    async fn next_batch(&mut self, max_records: usize, max_wait: Duration) -> Result<Vec<Record>> {
+        let deadline = tokio::time::Instant::now() + max_wait;
+        loop {
+            let end = *self.watch.borrow_and_update();
+            if end > self.position {
+                let log = self.log.clone();
+                let (topic, partition, from) =
+                    (self.spec.topic.clone(), self.spec.partition, self.position);
+                let chain = self.chain.clone();
+                let (raw_end, records) = blocking(move || {
+                    let raw = log.read_blocking(&topic, partition, from, max_records)?;
+                    let raw_end = raw.last().map_or(from, |r| r.offset + 1);
+                    let out = match chain {
+                        Some(c) => c.lock().map_err(unavailable)?.process(raw)?,
+                        None => raw,
+                    };
+                    Ok((raw_end, out))
+                })
+                .await?;
+                self.position = raw_end;
+                if !records.is_empty() || raw_end == from {
+                    return Ok(records);
+                }
+                // The chain dropped the whole batch: read on.
+                continue;
+            }
+            match tokio::time::timeout_at(deadline, self.watch.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) => return Err(StreamError::Unavailable("log closed".into())),
+                Err(_) => return Ok(Vec::new()),
+            }
+        }
+    }
+
+    async fn commit(&mut self) -> Result<()> {
+        let log = self.log.clone();
+        let spec = self.spec.clone();
+        let position = self.position;
+        blocking(move || {
+            log.commit_blocking(&spec.consumer_id, &spec.topic, spec.partition, position)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(v: &str, ts: i64) -> ProduceRecord {
+        ProduceRecord {
+            key: None,
+            value: v.as_bytes().to_vec(),
+            timestamp_ms: ts,
+        }
+    }
+
+    async fn topic(log: &EmbeddedLog, name: &str, retention_secs: Option<u64>) {
+        log.ensure_topic(&TopicSpec {
+            name: name.into(),
+            partitions: 1,
+            retention_secs,
+        })
+        .await
+        .expect("topic");
+    }
+
+    fn spec(topic: &str, id: &str) -> ConsumerSpec {
+        ConsumerSpec {
+            topic: topic.into(),
+            partition: 0,
+            consumer_id: id.into(),
+            chain: vec![],
+            start: StartFrom::Committed,
+        }
+    }
+
+    #[tokio::test]
+    async fn records_offsets_and_commits_survive_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("log.redb");
+        {
+            let log = EmbeddedLog::open(&path, None).expect("open");
+            topic(&log, "t", None).await;
+            log.produce("t", vec![rec("a", 1), rec("b", 2), rec("c", 3)], None)
+                .await
+                .expect("produce");
+            let mut c = log.consumer(spec("t", "c1")).await.expect("consumer");
+            let got = c
+                .next_batch(2, Duration::from_millis(10))
+                .await
+                .expect("batch");
+            assert_eq!(got.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![0, 1]);
+            c.commit().await.expect("commit");
+        }
+        let log = EmbeddedLog::open(&path, None).expect("reopen");
+        assert_eq!(log.end_offset("t", 0).expect("end"), 3);
+        let mut c = log.consumer(spec("t", "c1")).await.expect("consumer");
+        let got = c
+            .next_batch(10, Duration::from_millis(10))
+            .await
+            .expect("batch");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].value, b"c");
+        assert_eq!(got[0].timestamp_ms, 3);
+        // Another consumer id starts from the beginning.
+        let mut other = log.consumer(spec("t", "c2")).await.expect("consumer");
+        let got = other
+            .next_batch(10, Duration::from_millis(10))
+            .await
+            .expect("batch");
+        assert_eq!(got.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn consumer_wakes_on_produce() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = EmbeddedLog::open(&dir.path().join("log.redb"), None).expect("open");
+        topic(&log, "t", None).await;
+        let mut c = log.consumer(spec("t", "c")).await.expect("consumer");
+        let empty = c
+            .next_batch(10, Duration::from_millis(20))
+            .await
+            .expect("batch");
+        assert!(empty.is_empty());
+        let log2 = log.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            log2.produce("t", vec![rec("x", 1)], None)
+                .await
+                .expect("produce");
+        });
+        let got = c
+            .next_batch(10, Duration::from_secs(5))
+            .await
+            .expect("batch");
+        assert_eq!(got.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn checkpoint_is_stored_with_the_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = EmbeddedLog::open(&dir.path().join("log.redb"), None).expect("open");
+        topic(&log, "t", None).await;
+        assert_eq!(log.checkpoint("file").await.expect("cp"), None);
+        log.produce(
+            "t",
+            vec![rec("a", 1)],
+            Some(Checkpoint {
+                name: "file".into(),
+                position: 42,
+            }),
+        )
+        .await
+        .expect("produce");
+        assert_eq!(log.checkpoint("file").await.expect("cp"), Some(42));
+    }
+
+    #[tokio::test]
+    async fn retention_deletes_old_records_but_keeps_offsets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = EmbeddedLog::open(&dir.path().join("log.redb"), None).expect("open");
+        topic(&log, "t", Some(10)).await;
+        log.produce(
+            "t",
+            vec![rec("old", 1_000), rec("old2", 2_000), rec("new", 100_000)],
+            None,
+        )
+        .await
+        .expect("produce");
+        let deleted = log.enforce_retention(105_000).expect("retention");
+        assert_eq!(deleted, 2);
+        let left = log.read("t", 0, 0, 10).expect("read");
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].offset, 2);
+        assert_eq!(log.end_offset("t", 0).expect("end"), 3);
+    }
+
+    #[tokio::test]
+    async fn unknown_topic_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = EmbeddedLog::open(&dir.path().join("log.redb"), None).expect("open");
+        let err = log
+            .produce("nope", vec![rec("a", 1)], None)
+            .await
+            .expect_err("unknown");
+        assert!(matches!(err, StreamError::UnknownTopic(_)));
+    }
+}

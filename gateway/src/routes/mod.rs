@@ -1,0 +1,3 @@
+pub mod alerts;
+pub mod dashboard;
+pub mod health;

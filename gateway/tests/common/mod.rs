@@ -1,0 +1,49 @@
+use chrono::{TimeZone, Utc};
+use soc_core::{Alert, Severity};
+use soc_gateway::{AlertHub, GatewayState};
+use soc_migrations::testing::TestDb;
+use std::sync::Arc;
+
+pub fn alert(ip: &str, minute: u32) -> Alert {
+    let first = Utc
+        .with_ymd_and_hms(2026, 3, 1, 10, minute, 0)
+        .single()
+        .expect("time");
+    Alert {
+        id: Alert::incident_id("soc/ssh-bruteforce", ip, first),
+        rule_id: "soc/ssh-bruteforce".into(),
+        title: format!("SSH brute force: source.ip = {ip}"),
+        severity: Severity::High,
+        mitre: vec!["T1110".into()],
+        group_by: "source.ip".into(),
+        group_key: ip.into(),
+        source_ip: Some(ip.into()),
+        host_name: None,
+        count: 5,
+        first_seen: first,
+        last_seen: first,
+        evidence: vec![],
+        revision: 5,
+        created_at: first,
+        updated_at: first,
+    }
+}
+
+pub async fn insert(db: &TestDb, alerts: &[Alert]) {
+    use sea_orm::{EntityTrait, IntoActiveModel};
+    for a in alerts {
+        soc_core::db::alert::Entity::insert(
+            soc_core::db::alert::Model::from(a).into_active_model(),
+        )
+        .exec_without_returning(&db.conn)
+        .await
+        .expect("insert alert");
+    }
+}
+
+pub fn state(db: &TestDb) -> GatewayState {
+    GatewayState {
+        db: db.conn.clone(),
+        hub: Arc::new(AlertHub::default()),
+    }
+}

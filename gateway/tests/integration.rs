@@ -1,0 +1,5 @@
+//! Gateway integration tests, one binary: REST in-process, WebSocket over a real socket.
+
+mod alerts;
+mod common;
+mod ws;

@@ -1,0 +1,308 @@
+//! `soc bench`: three measurements on this machine.
+//!
+//! 1. Raw lines/s through the normalize+filter wasm chain on one thread, per log type and mixed.
+//! 2. Raw lines/s through the whole embedded pipeline (produce, chain, rules, checkpoint).
+//! 3. Latency from a line entering the raw topic to its alert reaching a WebSocket client,
+//!    p50/p99, at a fixed input rate.
+
+use crate::{embedded, paths, CommonPaths};
+use anyhow::{Context, Result};
+use chrono::Utc;
+use clap::Args;
+use futures_util::StreamExt;
+use soc_core::stream::chain::ModuleRegistry;
+use soc_core::stream::config::chain_from_dir;
+use soc_core::stream::{topics, LogStream, ProduceRecord, Record};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Lines per chain measurement and for the pipeline throughput run.
+    #[arg(long, default_value_t = 200_000)]
+    lines: usize,
+    /// Input rate of the latency run, lines per second.
+    #[arg(long, default_value_t = 10_000)]
+    rate: u64,
+    /// Length of the latency run, seconds.
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+    #[command(flatten)]
+    paths: CommonPaths,
+}
+
+fn syslog_time() -> String {
+    Utc::now().format("%b %e %H:%M:%S").to_string()
+}
+
+/// A line of each kind the parsers know; `i` varies addresses and users.
+fn sample_line(kind: usize, i: usize) -> String {
+    let ip = format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+    match kind {
+        0 => format!(
+            "{} web-1 sshd[{}]: Failed password for invalid user user{} from {ip} port {} ssh2",
+            syslog_time(),
+            1000 + i % 5000,
+            i % 97,
+            20000 + i % 40000
+        ),
+        1 => format!(
+            r#"{ip} - - [{}] "GET /shop/item/{}?ref=home HTTP/1.1" 200 {} "https://example.com/" "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36""#,
+            Utc::now().format("%d/%b/%Y:%H:%M:%S +0000"),
+            i % 1000,
+            500 + i % 20000
+        ),
+        2 => format!(
+            "<86>{} web-1 CRON[{}]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)",
+            syslog_time(),
+            2000 + i % 5000
+        ),
+        _ => format!(
+            r#"{{"time":"{}","level":"info","msg":"request served","client_ip":"{ip}","user":"svc{}","latency_ms":{}}}"#,
+            Utc::now().to_rfc3339(),
+            i % 50,
+            i % 300
+        ),
+    }
+}
+
+const KINDS: [&str; 4] = ["sshd", "nginx access", "syslog (cron/pam)", "json"];
+
+fn records(lines: &[String]) -> Vec<Record> {
+    let now = Utc::now().timestamp_millis();
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| Record {
+            partition: 0,
+            offset: i as u64,
+            timestamp_ms: now,
+            key: None,
+            value: l.clone().into_bytes(),
+        })
+        .collect()
+}
+
+fn chain_rate(
+    registry: &ModuleRegistry,
+    chain: &[soc_core::stream::ChainStep],
+    lines: &[String],
+) -> Result<f64> {
+    let mut c = registry.build_chain(chain, None)?;
+    // Warm up the instance before timing.
+    c.process(records(&lines[..lines.len().min(1000)]))?;
+    let batches: Vec<Vec<Record>> = lines.chunks(1000).map(records).collect();
+    let start = Instant::now();
+    let mut out = 0usize;
+    for b in batches {
+        out += c.process(b)?.len();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    anyhow::ensure!(out > 0, "the chain dropped every line");
+    Ok(lines.len() as f64 / secs)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+pub async fn run(args: BenchArgs) -> Result<()> {
+    let registry = ModuleRegistry::load_dir(&paths::smartmodules_dir(&args.paths)?)?;
+    let chain = chain_from_dir(&paths::config_dir(&args.paths)?)?;
+
+    println!("## chain: normalize + filter (wasm, one thread, batches of 1000)");
+    let mut mixed = Vec::with_capacity(args.lines);
+    for (kind, name) in KINDS.iter().enumerate() {
+        let lines: Vec<String> = (0..args.lines / 4).map(|i| sample_line(kind, i)).collect();
+        let (r2, c2) = (registry.clone(), chain.clone());
+        let rate = tokio::task::spawn_blocking(move || chain_rate(&r2, &c2, &lines)).await??;
+        println!("{name:>20}: {rate:>10.0} lines/s");
+    }
+    for i in 0..args.lines {
+        mixed.push(sample_line(i % 4, i));
+    }
+    let (r2, c2, m2) = (registry.clone(), chain.clone(), mixed.clone());
+    let rate = tokio::task::spawn_blocking(move || chain_rate(&r2, &c2, &m2)).await??;
+    println!("{:>20}: {rate:>10.0} lines/s", "mixed");
+
+    println!("\n## pipeline: produce -> chain -> rules -> checkpoint (embedded log, SQLite)");
+    let throughput = pipeline_throughput(&args, &mixed).await?;
+    println!(
+        "{:>20}: {throughput:>10.0} lines/s ({} lines)",
+        "end to end",
+        mixed.len()
+    );
+
+    println!(
+        "\n## latency: line in raw topic -> alert on WebSocket, {} lines/s for {} s",
+        args.rate, args.duration_secs
+    );
+    let (mut lat, sent_alerts) = latency(&args).await?;
+    lat.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "{:>20}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} of {} alerts received)",
+        "line -> websocket",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        lat.last().copied().unwrap_or(f64::NAN),
+        lat.len(),
+        sent_alerts
+    );
+    if let Some(mb) = rss_mb() {
+        println!("{:>20}: {mb:.0} MB", "peak RSS");
+    }
+    Ok(())
+}
+
+async fn start_pipeline(
+    args: &BenchArgs,
+    dir: &std::path::Path,
+) -> Result<(embedded::Pipeline, watch::Sender<bool>)> {
+    let (tx, rx) = watch::channel(false);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let pipeline = embedded::start(embedded::Options {
+        data_dir: dir.to_path_buf(),
+        database_url: format!("sqlite://{}/soc.sqlite", dir.display()),
+        listener,
+        paths: args.paths.clone(),
+        shutdown: rx,
+    })
+    .await?;
+    Ok((pipeline, tx))
+}
+
+async fn pipeline_throughput(args: &BenchArgs, lines: &[String]) -> Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let (pipeline, stop) = start_pipeline(args, dir.path()).await?;
+    let now = Utc::now().timestamp_millis();
+    let start = Instant::now();
+    for chunk in lines.chunks(1000) {
+        let recs = chunk
+            .iter()
+            .map(|l| ProduceRecord {
+                key: None,
+                value: l.clone().into_bytes(),
+                timestamp_ms: now,
+            })
+            .collect();
+        pipeline.log.produce(topics::RAW_LOGS, recs, None).await?;
+    }
+    let target = lines.len() as u64;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while pipeline.stats.records.load(Ordering::Relaxed) < target {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "pipeline did not drain in 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let _ = stop.send(true);
+    pipeline.wait().await?;
+    Ok(lines.len() as f64 / secs)
+}
+
+/// Every tick (10 ms) sends rate/100 lines: background traffic plus five SSH failures from
+/// a new address, the fifth of which completes an incident. Latency is measured from the
+/// produce call of that fifth line to the alert's first revision on the WebSocket.
+async fn latency(args: &BenchArgs) -> Result<(Vec<f64>, usize)> {
+    let dir = tempfile::tempdir()?;
+    let (pipeline, stop) = start_pipeline(args, dir.path()).await?;
+    let url = format!("ws://{}/ws/alerts", pipeline.addr);
+    let (ws, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .context("connecting the WebSocket client")?;
+    let received: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let rec2 = received.clone();
+    let reader = tokio::spawn(async move {
+        let (_, mut read) = ws.split();
+        while let Some(Ok(msg)) = read.next().await {
+            let at = Instant::now();
+            if let Ok(text) = msg.into_text() {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+                    if let Some(ip) = v["alert"]["source_ip"].as_str() {
+                        if let Ok(mut m) = rec2.lock() {
+                            m.entry(ip.to_string()).or_insert(at);
+                        }
+                    }
+                }
+            }
+        }
+    });
+    let per_tick = (args.rate / 100).max(6) as usize;
+    let ticks = args.duration_secs * 100;
+    let mut sent: HashMap<String, Instant> = HashMap::new();
+    let mut interval = tokio::time::interval(Duration::from_millis(10));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut n = 0usize;
+    for tick in 0..ticks as usize {
+        interval.tick().await;
+        let attacker = format!("172.16.{}.{}", (tick >> 8) & 255, tick & 255);
+        let mut lines: Vec<String> = (0..per_tick - 5)
+            .map(|_| {
+                n += 1;
+                sample_line(1 + n % 3, n)
+            })
+            .collect();
+        for k in 0..5 {
+            lines.push(format!(
+                "{} web-1 sshd[4242]: Failed password for root from {attacker} port {} ssh2",
+                syslog_time(),
+                40000 + k
+            ));
+        }
+        let now = Utc::now().timestamp_millis();
+        let recs = lines
+            .into_iter()
+            .map(|l| ProduceRecord {
+                key: None,
+                value: l.into_bytes(),
+                timestamp_ms: now,
+            })
+            .collect();
+        let t0 = Instant::now();
+        pipeline.log.produce(topics::RAW_LOGS, recs, None).await?;
+        sent.insert(attacker, t0);
+    }
+    // Let the tail drain.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = received.lock().map(|m| m.len()).unwrap_or(0);
+        if got >= sent.len() || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    reader.abort();
+    let _ = stop.send(true);
+    pipeline.wait().await?;
+    let received = received.lock().map(|m| m.clone()).unwrap_or_default();
+    let lat = sent
+        .iter()
+        .filter_map(|(ip, t0)| {
+            received
+                .get(ip)
+                .map(|t1| t1.saturating_duration_since(*t0).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    Ok((lat, sent.len()))
+}

@@ -1,0 +1,157 @@
+//! The whole pipeline in one process: embedded log, processor, gateway and its alert feed.
+
+use crate::{paths, CommonPaths};
+use anyhow::{Context, Result};
+use sea_orm::DatabaseConnection;
+use soc_core::stream::chain::ModuleRegistry;
+use soc_core::stream::config::{chain_from_dir, topics_from_dir};
+use soc_core::stream::embedded::EmbeddedLog;
+use soc_core::stream::{topics, LogStream};
+use soc_gateway::{AlertHub, GatewayState};
+use soc_processor::pipeline::ProcessorStats;
+use soc_processor::ProcessorSettings;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+pub struct Options {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub listener: TcpListener,
+    pub paths: CommonPaths,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+pub struct Pipeline {
+    pub log: EmbeddedLog,
+    pub db: DatabaseConnection,
+    pub stats: Arc<ProcessorStats>,
+    pub hub: Arc<AlertHub>,
+    pub addr: SocketAddr,
+    server: actix_web::dev::ServerHandle,
+    tasks: JoinSet<Result<()>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+pub fn processor_settings(p: &CommonPaths) -> Result<ProcessorSettings> {
+    let config = paths::config_dir(p)?;
+    Ok(ProcessorSettings {
+        chain: chain_from_dir(&config)?,
+        rules_dir: paths::rules_dir(p)?,
+        rule_overrides: crate::parse_overrides(&p.rule_overrides)?,
+        ..ProcessorSettings::default()
+    })
+}
+
+pub async fn start(opts: Options) -> Result<Pipeline> {
+    let modules = ModuleRegistry::load_dir(&paths::smartmodules_dir(&opts.paths)?)?;
+    let log = EmbeddedLog::open(&opts.data_dir.join("log.redb"), Some(modules))
+        .context("opening the embedded log")?;
+    for spec in topics_from_dir(&paths::config_dir(&opts.paths)?)? {
+        log.ensure_topic(&spec).await?;
+    }
+    let db = crate::connect_db(&opts.database_url).await?;
+    let settings = processor_settings(&opts.paths)?;
+    let stats = Arc::new(ProcessorStats::default());
+    let hub = Arc::new(AlertHub::default());
+    let stream: Arc<dyn LogStream> = Arc::new(log.clone());
+    let mut tasks = JoinSet::new();
+    {
+        let (stream, db, stats, shutdown) = (
+            stream.clone(),
+            db.clone(),
+            stats.clone(),
+            opts.shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            soc_processor::run(settings, stream, db, stats, shutdown)
+                .await
+                .context("processor")
+        });
+    }
+    {
+        let (stream, hub, shutdown) = (stream.clone(), hub.clone(), opts.shutdown.clone());
+        tasks.spawn(async move {
+            soc_gateway::follow_alerts(
+                stream,
+                topics::ALERTS.into(),
+                "gateway".into(),
+                hub,
+                shutdown,
+            )
+            .await
+            .context("gateway alert feed")
+        });
+    }
+    {
+        let (log, mut shutdown) = (log.clone(), opts.shutdown.clone());
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => return Ok(()),
+                    _ = tick.tick() => {
+                        let log = log.clone();
+                        let now = chrono::Utc::now().timestamp_millis();
+                        match tokio::task::spawn_blocking(move || log.enforce_retention(now)).await {
+                            Ok(Ok(n)) if n > 0 => tracing::info!(deleted = n, "retention applied"),
+                            Ok(Err(e)) => tracing::warn!(error = %e, "retention failed"),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        });
+    }
+    let addr = opts.listener.local_addr()?;
+    let server = soc_gateway::run(
+        GatewayState {
+            db: db.clone(),
+            hub: hub.clone(),
+        },
+        opts.listener,
+    )?;
+    let handle = server.handle();
+    tokio::spawn(server);
+    Ok(Pipeline {
+        log,
+        db,
+        stats,
+        hub,
+        addr,
+        server: handle,
+        tasks,
+        shutdown: opts.shutdown,
+    })
+}
+
+impl Pipeline {
+    /// Run until shutdown is requested or a role fails; a failed role fails the process so a
+    /// supervisor restarts it (it resumes from its checkpoints).
+    pub async fn wait(mut self) -> Result<()> {
+        let mut shutdown = self.shutdown.clone();
+        let result = loop {
+            tokio::select! {
+                _ = shutdown.changed() => break Ok(()),
+                res = self.tasks.join_next() => match res {
+                    None => break Ok(()),
+                    Some(Ok(Ok(()))) => {
+                        if *shutdown.borrow() { break Ok(()); }
+                    }
+                    Some(Ok(Err(e))) => break Err(e),
+                    Some(Err(e)) => break Err(anyhow::anyhow!("role panicked: {e}")),
+                },
+            }
+        };
+        self.server.stop(true).await;
+        while let Some(res) = self.tasks.join_next().await {
+            if let Ok(Err(e)) = res {
+                tracing::warn!(error = %e, "role stopped with an error");
+            }
+        }
+        result
+    }
+}

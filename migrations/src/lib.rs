@@ -1,0 +1,16 @@
+//! Database schema, as sea-orm migrations that run on SQLite and PostgreSQL.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_alerts;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_create_alerts::Migration)]
+    }
+}

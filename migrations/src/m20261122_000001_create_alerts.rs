@@ -1,0 +1,190 @@
+use sea_orm_migration::prelude::*;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[derive(DeriveIden)]
+enum Alerts {
+    Table,
+    Id,
+    RuleId,
+    Title,
+    Severity,
+    Mitre,
+    GroupBy,
+    GroupKey,
+    SourceIp,
+    HostName,
+    Count,
+    FirstSeen,
+    LastSeen,
+    Evidence,
+    Revision,
+    Status,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum ProcessorCheckpoints {
+    Table,
+    Consumer,
+    Partition,
+    NextOffset,
+    Unpublished,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum RuleState {
+    Table,
+    Consumer,
+    Partition,
+    RuleId,
+    GroupKey,
+    State,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alerts::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(Alerts::Id)
+                            .string_len(36)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(Alerts::RuleId).string().not_null())
+                    .col(ColumnDef::new(Alerts::Title).string().not_null())
+                    .col(ColumnDef::new(Alerts::Severity).string_len(16).not_null())
+                    .col(ColumnDef::new(Alerts::Mitre).text().not_null())
+                    .col(ColumnDef::new(Alerts::GroupBy).string().not_null())
+                    .col(ColumnDef::new(Alerts::GroupKey).string().not_null())
+                    .col(ColumnDef::new(Alerts::SourceIp).string())
+                    .col(ColumnDef::new(Alerts::HostName).string())
+                    .col(ColumnDef::new(Alerts::Count).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(Alerts::FirstSeen)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Alerts::LastSeen)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(Alerts::Evidence).text().not_null())
+                    .col(ColumnDef::new(Alerts::Revision).big_integer().not_null())
+                    .col(ColumnDef::new(Alerts::Status).string_len(16).not_null())
+                    .col(
+                        ColumnDef::new(Alerts::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Alerts::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        // The feed is read newest first with keyset pagination on (first_seen, id).
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_alerts_first_seen_id")
+                    .table(Alerts::Table)
+                    .col(Alerts::FirstSeen)
+                    .col(Alerts::Id)
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_alerts_rule_id")
+                    .table(Alerts::Table)
+                    .col(Alerts::RuleId)
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(ProcessorCheckpoints::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(ProcessorCheckpoints::Consumer)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(ProcessorCheckpoints::Partition)
+                            .integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(ProcessorCheckpoints::NextOffset)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(ProcessorCheckpoints::Unpublished)
+                            .text()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(ProcessorCheckpoints::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .primary_key(
+                        Index::create()
+                            .col(ProcessorCheckpoints::Consumer)
+                            .col(ProcessorCheckpoints::Partition),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(RuleState::Table)
+                    .if_not_exists()
+                    .col(ColumnDef::new(RuleState::Consumer).string().not_null())
+                    .col(ColumnDef::new(RuleState::Partition).integer().not_null())
+                    .col(ColumnDef::new(RuleState::RuleId).string().not_null())
+                    .col(ColumnDef::new(RuleState::GroupKey).string().not_null())
+                    .col(ColumnDef::new(RuleState::State).text().not_null())
+                    .primary_key(
+                        Index::create()
+                            .col(RuleState::Consumer)
+                            .col(RuleState::Partition)
+                            .col(RuleState::RuleId)
+                            .col(RuleState::GroupKey),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(RuleState::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(ProcessorCheckpoints::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Alerts::Table).to_owned())
+            .await
+    }
+}

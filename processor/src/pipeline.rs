@@ -1,0 +1,208 @@
+//! The processor loop, one task per owned partition:
+//! read a batch (chain applied) → run the rules → commit alerts, rule state and checkpoint in
+//! one database transaction → publish the alerts → commit the stream offset.
+//!
+//! A restart resumes from the database checkpoint (records below it are skipped), restores
+//! the open windows, and republishes the alerts of the last committed batch, so a `kill -9`
+//! anywhere loses no alert and stores none twice (ids are deterministic; writes are upserts).
+
+use crate::error::{Error, Result};
+use crate::rules::threshold::Detector;
+use crate::rules::{load_rules, Rule};
+use crate::settings::ProcessorSettings;
+use crate::store::Store;
+use chrono::Utc;
+use sea_orm::DatabaseConnection;
+use serde_json::Value;
+use soc_core::stream::{ConsumerSpec, LogStream, ProduceRecord, StartFrom};
+use soc_core::Alert;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+/// Counters a caller (the launcher's health and bench) can read.
+#[derive(Debug, Default)]
+pub struct ProcessorStats {
+    /// Records read after the chain.
+    pub records: AtomicU64,
+    /// Alert revisions written.
+    pub alerts: AtomicU64,
+    /// Records that were not a JSON object (the chain should never let one through).
+    pub invalid_records: AtomicU64,
+}
+
+/// How often windows past the watermark are swept.
+const EXPIRE_EVERY: Duration = Duration::from_secs(1);
+/// Retries of a failed database commit before the role stops.
+const COMMIT_RETRIES: u32 = 5;
+
+pub async fn run(
+    settings: ProcessorSettings,
+    stream: Arc<dyn LogStream>,
+    db: DatabaseConnection,
+    stats: Arc<ProcessorStats>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let rules = load_rules(&settings.rules_dir, &settings.rule_overrides)?;
+    info!(rules = rules.len(), "rules loaded");
+    let partitions: Vec<u32> = if settings.partitions.is_empty() {
+        (0..stream.partitions(&settings.input_topic).await?).collect()
+    } else {
+        settings.partitions.clone()
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for p in partitions {
+        tasks.spawn(run_partition(
+            settings.clone(),
+            rules.clone(),
+            p,
+            stream.clone(),
+            Store::new(db.clone()),
+            stats.clone(),
+            shutdown.clone(),
+        ));
+    }
+    while let Some(res) = tasks.join_next().await {
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(e) => return Err(Error::Config(format!("partition task failed: {e}"))),
+        }
+    }
+    Ok(())
+}
+
+async fn publish(stream: &dyn LogStream, topic: &str, alerts: &[Alert]) -> Result<()> {
+    if alerts.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now().timestamp_millis();
+    let records = alerts
+        .iter()
+        .filter_map(|a| {
+            serde_json::to_vec(a).ok().map(|value| ProduceRecord {
+                key: Some(a.id.to_string().into_bytes()),
+                value,
+                timestamp_ms: now,
+            })
+        })
+        .collect();
+    stream.produce(topic, records, None).await?;
+    Ok(())
+}
+
+async fn run_partition(
+    settings: ProcessorSettings,
+    rules: Vec<Rule>,
+    partition: u32,
+    stream: Arc<dyn LogStream>,
+    store: Store,
+    stats: Arc<ProcessorStats>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let consumer_id = settings.consumer_id.as_str();
+    let mut detector = Detector::new(rules);
+    for (rule, key, state) in store.rule_state(consumer_id, partition).await? {
+        detector.restore(&rule, &key, &state);
+    }
+    let checkpoint = store.checkpoint(consumer_id, partition).await?;
+    let mut next_offset = checkpoint.as_ref().map_or(0, |c| c.next_offset);
+    if let Some(cp) = &checkpoint {
+        // The last batch's alerts are in the database; the crash may have come before they
+        // reached the topic. Publishing again is harmless: consumers keep the newest revision.
+        let alerts = store.alerts_by_id(&cp.unpublished).await?;
+        publish(stream.as_ref(), &settings.alerts_topic, &alerts).await?;
+    }
+    info!(
+        partition,
+        next_offset,
+        open_keys = detector.open_keys(),
+        "processor partition resumed"
+    );
+    let mut consumer = stream
+        .consumer(ConsumerSpec {
+            topic: settings.input_topic.clone(),
+            partition,
+            consumer_id: consumer_id.to_string(),
+            chain: settings.chain.clone(),
+            start: StartFrom::Committed,
+        })
+        .await?;
+    let wait = Duration::from_millis(settings.batch_wait_ms);
+    let mut last_expire = Instant::now();
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let batch = tokio::select! {
+            _ = shutdown.changed() => break,
+            b = consumer.next_batch(settings.batch_max_records, wait) => b?,
+        };
+        let now = Utc::now();
+        let mut alerts: Vec<Alert> = Vec::new();
+        let start_offset = next_offset;
+        for rec in &batch {
+            if rec.offset < start_offset {
+                continue; // already in the checkpointed state
+            }
+            next_offset = rec.offset + 1;
+            stats.records.fetch_add(1, Ordering::Relaxed);
+            let event: Value = match serde_json::from_slice(&rec.value) {
+                Ok(v @ Value::Object(_)) => v,
+                _ => {
+                    stats.invalid_records.fetch_add(1, Ordering::Relaxed);
+                    warn!(
+                        partition,
+                        offset = rec.offset,
+                        "record is not a normalized event"
+                    );
+                    continue;
+                }
+            };
+            for alert in detector.process(&event, rec.timestamp_ms, now) {
+                // Keep one revision per incident and batch: the newest.
+                match alerts.iter_mut().find(|a| a.id == alert.id) {
+                    Some(slot) => *slot = alert,
+                    None => alerts.push(alert),
+                }
+            }
+        }
+        if last_expire.elapsed() >= EXPIRE_EVERY {
+            detector.expire();
+            last_expire = Instant::now();
+        }
+        if next_offset == start_offset && batch.is_empty() {
+            continue;
+        }
+        let changes = detector.take_changes();
+        let mut attempt = 0;
+        let mut changes = Some(changes);
+        loop {
+            let c = changes.take().unwrap_or_default();
+            let upserts = c.upserts.clone();
+            let deletes = c.deletes.clone();
+            match store
+                .commit_batch(consumer_id, partition, next_offset, &alerts, c)
+                .await
+            {
+                Ok(()) => break,
+                Err(Error::Database(e)) if attempt < COMMIT_RETRIES => {
+                    attempt += 1;
+                    warn!(partition, attempt, error = %e, "checkpoint commit failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                    changes = Some(crate::rules::threshold::StateChanges { upserts, deletes });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        stats
+            .alerts
+            .fetch_add(alerts.len() as u64, Ordering::Relaxed);
+        publish(stream.as_ref(), &settings.alerts_topic, &alerts).await?;
+        consumer.commit().await?;
+    }
+    info!(partition, next_offset, "processor partition stopped");
+    Ok(())
+}

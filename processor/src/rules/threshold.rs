@@ -1,0 +1,360 @@
+//! Windowed thresholds in event time, grouped into incidents.
+//!
+//! Per rule and group key: the timestamps (and a few samples) of recent matching events.
+//! When `threshold` of them fall within `window_secs`, an incident opens with a deterministic
+//! id (rule, key, first event time). Later matches within `window_secs` of the incident's last
+//! event update it (count, last seen) under the same id; after a quiet window it closes.
+//! Because only event time is read, a replayed file raises the same alerts as live traffic.
+
+use super::Rule;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use soc_core::Alert;
+use std::collections::{HashMap, HashSet, VecDeque};
+use uuid::Uuid;
+
+/// Samples kept as evidence on an alert.
+pub const MAX_EVIDENCE: usize = 5;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeyState {
+    /// Matching events not yet part of an incident: (event time ms, sample).
+    pub window: VecDeque<(i64, Value)>,
+    pub incident: Option<Incident>,
+    /// Latest event time seen for this key.
+    pub last_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: Uuid,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    pub count: u64,
+    pub evidence: Vec<Value>,
+    pub host_name: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Key of a state entry: (rule index, group key).
+type StateKey = (usize, String);
+
+pub struct Detector {
+    rules: Vec<Rule>,
+    states: HashMap<StateKey, KeyState>,
+    dirty: HashSet<StateKey>,
+    removed: HashSet<StateKey>,
+    /// Highest event time seen: windows older than it by more than their length are closed.
+    watermark_ms: i64,
+}
+
+/// What changed in one batch, to be written atomically with the batch's checkpoint.
+#[derive(Debug, Default)]
+pub struct StateChanges {
+    /// (rule id, group key, state JSON)
+    pub upserts: Vec<(String, String, String)>,
+    /// (rule id, group key)
+    pub deletes: Vec<(String, String)>,
+}
+
+fn event_time_ms(event: &Value, fallback_ms: i64) -> i64 {
+    event
+        .get("@timestamp")
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.timestamp_millis())
+        .unwrap_or(fallback_ms)
+}
+
+fn host_of(event: &Value) -> Option<String> {
+    super::lookup(event, "host.hostname")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+impl Detector {
+    pub fn new(rules: Vec<Rule>) -> Self {
+        Detector {
+            rules,
+            states: HashMap::new(),
+            dirty: HashSet::new(),
+            removed: HashSet::new(),
+            watermark_ms: i64::MIN,
+        }
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Restore a saved state entry; entries of rules no longer loaded are dropped.
+    pub fn restore(&mut self, rule_id: &str, key: &str, state_json: &str) -> bool {
+        let Some(idx) = self.rules.iter().position(|r| r.id == rule_id) else {
+            self.removed
+                .insert((usize::MAX, format!("{rule_id}\u{1f}{key}")));
+            return false;
+        };
+        match serde_json::from_str::<KeyState>(state_json) {
+            Ok(s) => {
+                self.watermark_ms = self.watermark_ms.max(s.last_ms);
+                self.states.insert((idx, key.to_string()), s);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Feed one event; returns the alerts it raised or updated.
+    pub fn process(&mut self, event: &Value, record_ts_ms: i64, now: DateTime<Utc>) -> Vec<Alert> {
+        let ts = event_time_ms(event, record_ts_ms);
+        self.watermark_ms = self.watermark_ms.max(ts);
+        let mut out = Vec::new();
+        for idx in 0..self.rules.len() {
+            let rule = &self.rules[idx];
+            if !rule.matches(event) {
+                continue;
+            }
+            let Some(key) = rule.key_of(event) else {
+                continue;
+            };
+            let window_ms = (rule.window_secs as i64) * 1000;
+            let threshold = rule.threshold as usize;
+            let sk = (idx, key);
+            let state = self.states.entry(sk.clone()).or_default();
+            self.removed.remove(&sk);
+            self.dirty.insert(sk.clone());
+            state.last_ms = state.last_ms.max(ts);
+
+            if let Some(inc) = state.incident.as_mut() {
+                if ts <= inc.last_seen_ms + window_ms {
+                    inc.count += 1;
+                    inc.last_seen_ms = inc.last_seen_ms.max(ts);
+                    inc.first_seen_ms = inc.first_seen_ms.min(ts);
+                    if inc.evidence.len() < MAX_EVIDENCE {
+                        inc.evidence.push(event.clone());
+                    }
+                    out.push(to_alert(rule, &sk.1, inc, now));
+                    continue;
+                }
+                state.incident = None;
+            }
+            state.window.push_back((ts, event.clone()));
+            state.window.retain(|(t, _)| *t > ts - window_ms);
+            while state.window.len() > threshold {
+                state.window.pop_front();
+            }
+            if state.window.len() >= threshold {
+                let first_seen_ms = state.window.iter().map(|(t, _)| *t).min().unwrap_or(ts);
+                let last_seen_ms = state.window.iter().map(|(t, _)| *t).max().unwrap_or(ts);
+                let first_seen = soc_core::time_from_millis(first_seen_ms);
+                let evidence: Vec<Value> = state
+                    .window
+                    .iter()
+                    .take(MAX_EVIDENCE)
+                    .map(|(_, e)| e.clone())
+                    .collect();
+                let inc = Incident {
+                    id: Alert::incident_id(&rule.id, &sk.1, first_seen),
+                    first_seen_ms,
+                    last_seen_ms,
+                    count: state.window.len() as u64,
+                    host_name: evidence.first().and_then(host_of),
+                    evidence,
+                    created_at: now,
+                };
+                state.window.clear();
+                out.push(to_alert(rule, &sk.1, &inc, now));
+                state.incident = Some(inc);
+            }
+        }
+        out
+    }
+
+    /// Forget keys whose windows and incidents ended before the watermark.
+    pub fn expire(&mut self) {
+        let wm = self.watermark_ms;
+        let rules = &self.rules;
+        let mut gone = Vec::new();
+        for (sk, st) in &self.states {
+            let window_ms = (rules[sk.0].window_secs as i64) * 1000;
+            if st.last_ms + window_ms < wm {
+                gone.push(sk.clone());
+            }
+        }
+        for sk in gone {
+            self.states.remove(&sk);
+            self.dirty.remove(&sk);
+            self.removed.insert(sk);
+        }
+    }
+
+    /// The state changes since the last call, for the checkpoint transaction.
+    pub fn take_changes(&mut self) -> StateChanges {
+        let mut changes = StateChanges::default();
+        for sk in self.dirty.drain() {
+            if let Some(st) = self.states.get(&sk) {
+                if let Ok(json) = serde_json::to_string(st) {
+                    changes
+                        .upserts
+                        .push((self.rules[sk.0].id.clone(), sk.1.clone(), json));
+                }
+            }
+        }
+        for sk in self.removed.drain() {
+            if sk.0 == usize::MAX {
+                if let Some((rule, key)) = sk.1.split_once('\u{1f}') {
+                    changes.deletes.push((rule.to_string(), key.to_string()));
+                }
+            } else {
+                changes
+                    .deletes
+                    .push((self.rules[sk.0].id.clone(), sk.1.clone()));
+            }
+        }
+        changes
+    }
+
+    pub fn open_keys(&self) -> usize {
+        self.states.len()
+    }
+}
+
+fn to_alert(rule: &Rule, key: &str, inc: &Incident, now: DateTime<Utc>) -> Alert {
+    let source_ip = inc
+        .evidence
+        .first()
+        .and_then(|e| super::lookup(e, "source.ip"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Alert {
+        id: inc.id,
+        rule_id: rule.id.clone(),
+        title: format!("{}: {} = {}", rule.title, rule.group_by, key),
+        severity: rule.severity,
+        mitre: rule.mitre.clone(),
+        group_by: rule.group_by.clone(),
+        group_key: key.to_string(),
+        source_ip,
+        host_name: inc.host_name.clone(),
+        count: inc.count,
+        first_seen: soc_core::time_from_millis(inc.first_seen_ms),
+        last_seen: soc_core::time_from_millis(inc.last_seen_ms),
+        evidence: inc.evidence.clone(),
+        revision: inc.count,
+        created_at: inc.created_at,
+        updated_at: now,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rule(threshold: u64, window_secs: u64) -> Rule {
+        serde_yaml::from_str(&format!(
+            "id: soc/t\ntitle: T\nseverity: high\nmitre: [T1110]\nfilter: [{{field: event.outcome, equals: failure}}]\ngroup_by: source.ip\nthreshold: {threshold}\nwindow_secs: {window_secs}\n"
+        ))
+        .expect("rule")
+    }
+
+    fn fail(ip: &str, secs: i64) -> Value {
+        let t = DateTime::from_timestamp(1_700_000_000 + secs, 0).expect("time");
+        json!({"@timestamp": t.to_rfc3339(), "event": {"outcome": "failure"}, "source": {"ip": ip}})
+    }
+
+    fn run(d: &mut Detector, events: &[Value]) -> Vec<Alert> {
+        events
+            .iter()
+            .flat_map(|e| d.process(e, 0, Utc::now()))
+            .collect()
+    }
+
+    #[test]
+    fn fires_at_threshold_within_window_and_groups_the_rest() {
+        let mut d = Detector::new(vec![rule(3, 10)]);
+        let alerts = run(
+            &mut d,
+            &[
+                fail("a", 0),
+                fail("a", 1),
+                fail("b", 1),
+                fail("a", 2),
+                fail("a", 3),
+            ],
+        );
+        assert_eq!(alerts.len(), 2, "raised at the 3rd, updated at the 4th");
+        assert_eq!(alerts[0].id, alerts[1].id);
+        assert_eq!(alerts[0].count, 3);
+        assert_eq!(alerts[1].count, 4);
+        assert_eq!(alerts[1].group_key, "a");
+        assert_eq!(alerts[0].mitre, vec!["T1110"]);
+    }
+
+    #[test]
+    fn slow_attempts_outside_the_window_do_not_fire() {
+        let mut d = Detector::new(vec![rule(3, 10)]);
+        let alerts = run(
+            &mut d,
+            &[fail("a", 0), fail("a", 6), fail("a", 12), fail("a", 18)],
+        );
+        assert!(alerts.is_empty());
+    }
+
+    #[test]
+    fn a_quiet_window_closes_the_incident() {
+        let mut d = Detector::new(vec![rule(2, 10)]);
+        let alerts = run(
+            &mut d,
+            &[fail("a", 0), fail("a", 1), fail("a", 100), fail("a", 101)],
+        );
+        assert_eq!(alerts.len(), 2);
+        assert_ne!(
+            alerts[0].id, alerts[1].id,
+            "a new incident after the quiet window"
+        );
+    }
+
+    #[test]
+    fn replay_gives_the_same_ids_whatever_the_wall_clock() {
+        let events = [fail("a", 0), fail("a", 1), fail("a", 2)];
+        let mut d1 = Detector::new(vec![rule(3, 10)]);
+        let mut d2 = Detector::new(vec![rule(3, 10)]);
+        let a1 = run(&mut d1, &events);
+        let a2: Vec<Alert> = events
+            .iter()
+            .flat_map(|e| d2.process(e, 0, Utc::now() + chrono::Duration::days(3)))
+            .collect();
+        assert_eq!(a1[0].id, a2[0].id);
+    }
+
+    #[test]
+    fn state_round_trips_through_changes() {
+        let mut d = Detector::new(vec![rule(3, 10)]);
+        run(&mut d, &[fail("a", 0), fail("a", 1)]);
+        let changes = d.take_changes();
+        assert_eq!(changes.upserts.len(), 1);
+        let mut restored = Detector::new(vec![rule(3, 10)]);
+        for (r, k, s) in &changes.upserts {
+            assert!(restored.restore(r, k, s));
+        }
+        let alerts = run(&mut restored, &[fail("a", 2)]);
+        assert_eq!(alerts.len(), 1, "the window survived the restart");
+        assert_eq!(alerts[0].count, 3);
+    }
+
+    #[test]
+    fn expired_keys_are_deleted() {
+        let mut d = Detector::new(vec![rule(3, 10)]);
+        run(&mut d, &[fail("a", 0), fail("b", 100)]);
+        d.take_changes();
+        d.expire();
+        let changes = d.take_changes();
+        assert_eq!(
+            changes.deletes,
+            vec![("soc/t".to_string(), "a".to_string())]
+        );
+        assert_eq!(d.open_keys(), 1);
+    }
+}
