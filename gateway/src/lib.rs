@@ -48,6 +48,8 @@ pub fn create_app(
 pub fn run(state: GatewayState, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
     Ok(HttpServer::new(move || create_app(state.clone()))
         .workers(2)
+        // WebSocket sessions never finish on their own: do not wait long for them.
+        .shutdown_timeout(2)
         .listen(listener)?
         .disable_signals()
         .run())

@@ -1,0 +1,208 @@
+//! The dashboard in a real headless Chromium: it goes live over the WebSocket, and an alert
+//! raised by a replay appears (and is updated) without the page reloading.
+//!
+//! Chromium comes from `SOC_CHROMIUM` or /usr/bin/chromium (Debian: `apt-get install chromium`).
+//! It is driven over the DevTools protocol with the WebSocket client the tests already use.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use soc::embedded;
+use soc::CommonPaths;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+struct Browser {
+    child: Child,
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+    session: Option<String>,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Browser {
+    async fn launch() -> Browser {
+        let exe = std::env::var("SOC_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        assert!(
+            std::path::Path::new(&exe).exists(),
+            "no Chromium at {exe}: apt-get install chromium, or set SOC_CHROMIUM"
+        );
+        let profile = tempfile::tempdir().expect("profile dir");
+        let mut child = Command::new(&exe)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("chromium starts");
+        let stderr = child.stderr.take().expect("stderr");
+        // Chromium prints "DevTools listening on ws://..." once it is ready.
+        let url = tokio::task::spawn_blocking(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("DevTools listening on ") {
+                    return Some(url.trim().to_string());
+                }
+            }
+            None
+        });
+        let url = tokio::time::timeout(Duration::from_secs(30), url)
+            .await
+            .expect("chromium ready in time")
+            .expect("join")
+            .expect("devtools url");
+        let (ws, _) = tokio_tungstenite::connect_async(&url).await.expect("devtools");
+        Browser {
+            child,
+            ws,
+            next_id: 0,
+            session: None,
+            _profile: profile,
+        }
+    }
+
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = json!({"id": id, "method": method, "params": params});
+        if let Some(s) = &self.session {
+            msg["sessionId"] = json!(s);
+        }
+        self.ws
+            .send(Message::Text(msg.to_string().into()))
+            .await
+            .expect("send");
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(30), self.ws.next())
+                .await
+                .expect("devtools answers")
+                .expect("open")
+                .expect("message");
+            if let Message::Text(t) = m {
+                let v: Value = serde_json::from_str(&t).expect("json");
+                if v["id"] == id {
+                    assert!(v.get("error").is_none(), "{method}: {v}");
+                    return v["result"].clone();
+                }
+            }
+        }
+    }
+
+    async fn open(&mut self, url: &str) {
+        let target = self.call("Target.createTarget", json!({"url": url})).await;
+        let attached = self
+            .call(
+                "Target.attachToTarget",
+                json!({"targetId": target["targetId"], "flatten": true}),
+            )
+            .await;
+        self.session = attached["sessionId"].as_str().map(str::to_string);
+    }
+
+    async fn eval(&mut self, expression: &str) -> Value {
+        let r = self
+            .call(
+                "Runtime.evaluate",
+                json!({"expression": expression, "returnByValue": true}),
+            )
+            .await;
+        r["result"]["value"].clone()
+    }
+
+    /// Evaluate until `done` holds, for up to 20 s.
+    async fn wait_for(&mut self, expression: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = self.eval(expression).await;
+            if done(&v) {
+                return v;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for `{expression}`; last value {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+const ROWS: &str = "JSON.stringify([...document.querySelectorAll('#alerts tr')].map(r => [...r.children].map(c => c.textContent)))";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_shows_alerts_live_without_reload() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (stop, shutdown) = watch::channel(false);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let pipeline = embedded::start(embedded::Options {
+        data_dir: dir.path().to_path_buf(),
+        database_url: format!("sqlite://{}/soc.sqlite", dir.path().display()),
+        listener,
+        paths: CommonPaths {
+            smartmodules: None,
+            rules_dir: None,
+            config_dir: None,
+            rule_overrides: vec![],
+        },
+        shutdown,
+    })
+    .await
+    .expect("pipeline");
+
+    let mut browser = Browser::launch().await;
+    browser.open(&format!("http://{}/", pipeline.addr)).await;
+    browser
+        .wait_for("document.getElementById('status').textContent", |v| v == "live")
+        .await;
+    let empty = browser.eval(ROWS).await;
+    assert_eq!(empty, "[]", "no alerts before the replay");
+    // Anything set now survives only if the page is never reloaded.
+    browser.eval("window.__noReload = 42").await;
+
+    let log = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/corpora/crowdsec-hub/tests/ssh-bf/ssh-bf.log"
+    ));
+    soc_connectors::replay::replay(&pipeline.log, &soc_connectors::replay::ReplayConfig::new(&log))
+        .await
+        .expect("replay");
+
+    let rows = browser
+        .wait_for(ROWS, |v| {
+            v.as_str()
+                .and_then(|s| serde_json::from_str::<Vec<Vec<String>>>(s).ok())
+                .is_some_and(|rows| rows.len() == 1 && rows[0].get(4).is_some_and(|c| c == "6"))
+        })
+        .await;
+    let rows: Vec<Vec<String>> = serde_json::from_str(rows.as_str().expect("string")).expect("rows");
+    assert_eq!(rows[0][0], "high");
+    assert_eq!(rows[0][2], "35.188.49.176");
+    assert_eq!(rows[0][3], "sd-126005");
+    assert!(rows[0][7].contains("T1110"), "{:?}", rows[0]);
+    assert_eq!(browser.eval("window.__noReload").await, 42, "the page did not reload");
+
+    drop(browser);
+    let _ = stop.send(true);
+    pipeline.wait().await.expect("clean shutdown");
+}
