@@ -73,7 +73,9 @@ impl Browser {
             .expect("chromium ready in time")
             .expect("join")
             .expect("devtools url");
-        let (ws, _) = tokio_tungstenite::connect_async(&url).await.expect("devtools");
+        let (ws, _) = tokio_tungstenite::connect_async(&url)
+            .await
+            .expect("devtools");
         Browser {
             child,
             ws,
@@ -173,7 +175,9 @@ async fn dashboard_shows_alerts_live_without_reload() {
     let mut browser = Browser::launch().await;
     browser.open(&format!("http://{}/", pipeline.addr)).await;
     browser
-        .wait_for("document.getElementById('status').textContent", |v| v == "live")
+        .wait_for("document.getElementById('status').textContent", |v| {
+            v == "live"
+        })
         .await;
     let empty = browser.eval(ROWS).await;
     assert_eq!(empty, "[]", "no alerts before the replay");
@@ -184,9 +188,12 @@ async fn dashboard_shows_alerts_live_without_reload() {
         env!("CARGO_MANIFEST_DIR"),
         "/../../shared/corpora/crowdsec-hub/tests/ssh-bf/ssh-bf.log"
     ));
-    soc_connectors::replay::replay(&pipeline.log, &soc_connectors::replay::ReplayConfig::new(&log))
-        .await
-        .expect("replay");
+    soc_connectors::replay::replay(
+        &pipeline.log,
+        &soc_connectors::replay::ReplayConfig::new(&log),
+    )
+    .await
+    .expect("replay");
 
     let rows = browser
         .wait_for(ROWS, |v| {
@@ -195,12 +202,17 @@ async fn dashboard_shows_alerts_live_without_reload() {
                 .is_some_and(|rows| rows.len() == 1 && rows[0].get(4).is_some_and(|c| c == "6"))
         })
         .await;
-    let rows: Vec<Vec<String>> = serde_json::from_str(rows.as_str().expect("string")).expect("rows");
+    let rows: Vec<Vec<String>> =
+        serde_json::from_str(rows.as_str().expect("string")).expect("rows");
     assert_eq!(rows[0][0], "high");
     assert_eq!(rows[0][2], "35.188.49.176");
     assert_eq!(rows[0][3], "sd-126005");
     assert!(rows[0][7].contains("T1110"), "{:?}", rows[0]);
-    assert_eq!(browser.eval("window.__noReload").await, 42, "the page did not reload");
+    assert_eq!(
+        browser.eval("window.__noReload").await,
+        42,
+        "the page did not reload"
+    );
 
     drop(browser);
     let _ = stop.send(true);

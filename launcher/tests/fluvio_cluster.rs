@@ -61,7 +61,9 @@ async fn ssh_bruteforce_on_a_fluvio_cluster() {
     let db = soc_core::db::connect(&format!("sqlite://{}/soc.sqlite", dir.path().display()))
         .await
         .expect("db");
-    soc_migrations::Migrator::up(&db, None).await.expect("migrate");
+    soc_migrations::Migrator::up(&db, None)
+        .await
+        .expect("migrate");
     let settings = soc_processor::ProcessorSettings {
         consumer_id: format!("processor-{suffix}"),
         input_topic: raw.clone(),
@@ -94,7 +96,10 @@ async fn ssh_bruteforce_on_a_fluvio_cluster() {
     let mut last = serde_json::Value::Null;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while last["count"] != 6 {
-        assert!(tokio::time::Instant::now() < deadline, "no alert on {alerts}; last {last}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no alert on {alerts}; last {last}"
+        );
         for r in consumer
             .next_batch(100, Duration::from_secs(2))
             .await
@@ -104,11 +109,18 @@ async fn ssh_bruteforce_on_a_fluvio_cluster() {
         }
     }
     assert_eq!(last["source_ip"], "35.188.49.176");
-    assert_eq!(stats.records.load(std::sync::atomic::Ordering::Relaxed), 6, "chain ran in the SPU");
+    assert_eq!(
+        stats.records.load(std::sync::atomic::Ordering::Relaxed),
+        6,
+        "chain ran in the SPU"
+    );
 
     // ...and is in the database.
     use sea_orm::EntityTrait;
-    let rows = soc_core::db::alert::Entity::find().all(&db).await.expect("rows");
+    let rows = soc_core::db::alert::Entity::find()
+        .all(&db)
+        .await
+        .expect("rows");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].count, 6);
 

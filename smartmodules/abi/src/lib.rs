@@ -14,10 +14,9 @@
 pub use fluvio_smartmodule;
 
 use fluvio_smartmodule::dataplane::core::{Decoder, Encoder};
-use fluvio_smartmodule::dataplane::record::{Record, RecordData};
 use fluvio_smartmodule::dataplane::smartmodule::{
-    SmartModuleExtraParams, SmartModuleInitErrorStatus, SmartModuleInitInput, SmartModuleInput,
-    SmartModuleOutput, SmartModuleTransformErrorStatus,
+    SmartModuleExtraParams, SmartModuleInitErrorStatus, SmartModuleInitInput,
+    SmartModuleTransformErrorStatus,
 };
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -42,48 +41,162 @@ unsafe fn take_input(ptr: *mut u8, len: usize) -> Vec<u8> {
     unsafe { Vec::from_raw_parts(ptr, len, len) }
 }
 
-fn decode_records(input: Vec<u8>, version: i16) -> Result<(Vec<Record>, i64), i32> {
-    let mut sm_input = SmartModuleInput::default();
-    if Decoder::decode(&mut sm_input, &mut Cursor::new(input), version).is_err() {
-        return Err(SmartModuleTransformErrorStatus::DecodingBaseInput as i32);
+/// Split an encoded `SmartModuleInput` into (base offset, raw record bytes, base timestamp).
+/// fluvio-protocol decodes a `Vec<u8>` one element at a time; the raw records are by far the
+/// largest field, so they are taken as one slice here. `input_decode_matches_fluvio` pins it.
+fn split_input(input: &[u8], version: i16) -> Option<(i64, &[u8], i64)> {
+    let base_offset = i64::from_be_bytes(input.get(0..8)?.try_into().ok()?);
+    let len = i32::from_be_bytes(input.get(8..12)?.try_into().ok()?);
+    let len = usize::try_from(len).unwrap_or(0);
+    let raw = input.get(12..12 + len)?;
+    let mut rest = Cursor::new(input.get(12 + len..)?);
+    // The deprecated fields are small; fluvio's decoders read them.
+    if version <= 22 {
+        let mut params = SmartModuleExtraParams::default();
+        params.decode(&mut rest, version).ok()?;
+        if version >= 16 {
+            let mut join: Vec<u8> = Vec::new();
+            join.decode(&mut rest, version).ok()?;
+        }
     }
-    let base_timestamp = sm_input.base_timestamp();
-    let mut records: Vec<Record> = Vec::new();
-    if Decoder::decode(
-        &mut records,
-        &mut Cursor::new(sm_input.into_raw_bytes()),
-        version,
-    )
-    .is_err()
-    {
-        return Err(SmartModuleTransformErrorStatus::DecodingRecords as i32);
+    let mut base_timestamp: i64 = 0;
+    if version >= 22 {
+        base_timestamp.decode(&mut rest, version).ok()?;
     }
-    Ok((records, base_timestamp))
+    Some((base_offset, raw, base_timestamp))
 }
 
-/// Encode `output` into the module's reused buffer and hand it to the host.
-fn emit<E: Encoder>(
-    output: &E,
-    version: i16,
-    copy: impl FnOnce(*const u8, usize),
-) -> Result<(), i32> {
+/// One record of the input, borrowed from the input buffer.
+struct RawRecord<'a> {
+    /// The whole encoded record (length prefix included), for copying it out unchanged.
+    whole: &'a [u8],
+    /// attributes, timestamp delta and offset delta, as encoded.
+    header: &'a [u8],
+    timestamp_delta: i64,
+    key: Option<&'a [u8]>,
+    value: &'a [u8],
+    headers: i64,
+}
+
+/// Zig-zag LEB128, as fluvio (and Kafka) encode record varints.
+fn read_varint(buf: &[u8]) -> Option<(i64, usize)> {
+    let mut v: u64 = 0;
+    for (i, b) in buf.iter().take(10).enumerate() {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some(((v >> 1) as i64 ^ -((v & 1) as i64), i + 1));
+        }
+    }
+    None
+}
+
+fn read_len(buf: &[u8], pos: &mut usize) -> Option<usize> {
+    let (v, n) = read_varint(buf.get(*pos..)?)?;
+    *pos += n;
+    usize::try_from(v).ok()
+}
+
+/// Parse an encoded `Vec<Record>` without copying: fluvio's decoder allocates and copies
+/// every key and value, which is most of a filter's work.
+fn parse_records(raw: &[u8]) -> Option<Vec<RawRecord<'_>>> {
+    let count = i32::from_be_bytes(raw.get(0..4)?.try_into().ok()?);
+    let count = usize::try_from(count).unwrap_or(0);
+    let mut out = Vec::with_capacity(count.min(raw.len() / 8 + 1));
+    let mut pos = 4;
+    for _ in 0..count {
+        let start = pos;
+        let len = read_len(raw, &mut pos)?;
+        let inner = raw.get(pos..pos.checked_add(len)?)?;
+        pos += len;
+        let mut p = 1; // attributes (i8)
+        let (timestamp_delta, n) = read_varint(inner.get(p..)?)?;
+        p += n;
+        let (_offset_delta, n) = read_varint(inner.get(p..)?)?;
+        p += n;
+        let header = inner.get(..p)?;
+        let has_key = *inner.get(p)? != 0;
+        p += 1;
+        let key = if has_key {
+            let klen = read_len(inner, &mut p)?;
+            let k = inner.get(p..p.checked_add(klen)?)?;
+            p += klen;
+            Some(k)
+        } else {
+            None
+        };
+        let vlen = read_len(inner, &mut p)?;
+        let value = inner.get(p..p.checked_add(vlen)?)?;
+        p += vlen;
+        let (headers, _) = read_varint(inner.get(p..)?)?;
+        out.push(RawRecord {
+            whole: raw.get(start..pos)?,
+            header,
+            timestamp_delta,
+            key,
+            value,
+            headers,
+        });
+    }
+    Some(out)
+}
+
+/// Append a record with the same header and key as `r` and a new value.
+fn encode_mapped(r: &RawRecord<'_>, value: &[u8], out: &mut Vec<u8>, scratch: &mut Vec<u8>) {
+    scratch.clear();
+    scratch.extend_from_slice(r.header);
+    match r.key {
+        Some(k) => {
+            scratch.push(1);
+            push_varint(scratch, k.len() as i64);
+            scratch.extend_from_slice(k);
+        }
+        None => scratch.push(0),
+    }
+    push_varint(scratch, value.len() as i64);
+    scratch.extend_from_slice(value);
+    push_varint(scratch, r.headers);
+    push_varint(out, scratch.len() as i64);
+    out.extend_from_slice(scratch);
+}
+
+fn push_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    loop {
+        let b = (z & 0x7f) as u8;
+        z >>= 7;
+        if z == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// Hand the module's output buffer to the host; it stays alive until the next call.
+fn with_output(fill: impl FnOnce(&mut Vec<u8>), copy: impl FnOnce(*const u8, usize)) {
     OUTPUT.with(|buf| {
         let mut buf = buf.borrow_mut();
         buf.clear();
-        if output.encode(&mut *buf, version).is_err() {
-            return Err(SmartModuleTransformErrorStatus::EncodingOutput as i32);
-        }
+        fill(&mut buf);
         copy(buf.as_ptr(), buf.len());
-        Ok(())
     })
 }
 
-fn timestamp_of(record: &Record, base_timestamp: i64) -> i64 {
+fn timestamp_of(record: &RawRecord<'_>, base_timestamp: i64) -> i64 {
     if base_timestamp <= 0 {
         0
     } else {
-        base_timestamp + record.timestamp_delta()
+        base_timestamp + record.timestamp_delta
     }
+}
+
+/// Input buffer -> (records, base timestamp), or the error code to return.
+fn read_input(input: &[u8], version: i16) -> Result<(Vec<RawRecord<'_>>, i64), i32> {
+    let (_, raw, base_timestamp) = split_input(input, version)
+        .ok_or(SmartModuleTransformErrorStatus::DecodingBaseInput as i32)?;
+    let records =
+        parse_records(raw).ok_or(SmartModuleTransformErrorStatus::DecodingRecords as i32)?;
+    Ok((records, base_timestamp))
 }
 
 /// Body of a `map` export: `f` turns each record's value into a new value and never fails,
@@ -99,27 +212,27 @@ pub unsafe fn run_map(
     copy: impl FnOnce(*const u8, usize),
 ) -> i32 {
     let input = unsafe { take_input(ptr, len) };
-    let (records, base_timestamp) = match decode_records(input, version) {
+    let (records, base_timestamp) = match read_input(&input, version) {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let mut output = SmartModuleOutput {
-        successes: Vec::with_capacity(records.len()),
-        error: None,
-    };
-    for mut record in records {
-        let value = f(&Input {
-            value: record.value.as_ref(),
-            timestamp_ms: timestamp_of(&record, base_timestamp),
-        });
-        record.value = RecordData::from(value);
-        output.successes.push(record);
-    }
-    let n = output.successes.len() as i32;
-    match emit(&output, version, copy) {
-        Ok(()) => n,
-        Err(code) => code,
-    }
+    let n = records.len() as i32;
+    with_output(
+        |out| {
+            out.extend_from_slice(&(records.len() as u32).to_be_bytes());
+            let mut scratch = Vec::new();
+            for r in &records {
+                let value = f(&Input {
+                    value: r.value,
+                    timestamp_ms: timestamp_of(r, base_timestamp),
+                });
+                encode_mapped(r, &value, out, &mut scratch);
+            }
+            out.push(0); // error: None
+        },
+        copy,
+    );
+    n
 }
 
 /// Body of a `filter` export: keeps the records for which `f` is true.
@@ -134,28 +247,31 @@ pub unsafe fn run_filter(
     copy: impl FnOnce(*const u8, usize),
 ) -> i32 {
     let input = unsafe { take_input(ptr, len) };
-    let (records, base_timestamp) = match decode_records(input, version) {
+    let (records, base_timestamp) = match read_input(&input, version) {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let mut output = SmartModuleOutput {
-        successes: Vec::with_capacity(records.len()),
-        error: None,
-    };
-    for record in records {
-        let keep = f(&Input {
-            value: record.value.as_ref(),
-            timestamp_ms: timestamp_of(&record, base_timestamp),
-        });
-        if keep {
-            output.successes.push(record);
-        }
-    }
-    let n = output.successes.len() as i32;
-    match emit(&output, version, copy) {
-        Ok(()) => n,
-        Err(code) => code,
-    }
+    let kept: Vec<&RawRecord<'_>> = records
+        .iter()
+        .filter(|r| {
+            f(&Input {
+                value: r.value,
+                timestamp_ms: timestamp_of(r, base_timestamp),
+            })
+        })
+        .collect();
+    with_output(
+        |out| {
+            out.extend_from_slice(&(kept.len() as u32).to_be_bytes());
+            // A kept record goes out exactly as it came in.
+            for r in &kept {
+                out.extend_from_slice(r.whole);
+            }
+            out.push(0); // error: None
+        },
+        copy,
+    );
+    kept.len() as i32
 }
 
 /// Body of an `init` export: hands the parameters to `f`, which stores the module's config.
@@ -258,6 +374,9 @@ macro_rules! export_init {
 mod tests {
     use super::*;
 
+    use fluvio_smartmodule::dataplane::record::{Record, RecordData};
+    use fluvio_smartmodule::dataplane::smartmodule::{SmartModuleInput, SmartModuleOutput};
+
     fn encode_input(values: &[&str], base_timestamp: i64) -> (Vec<u8>, i16) {
         let version: i16 = 22;
         let records: Vec<Record> = values
@@ -324,6 +443,133 @@ mod tests {
             .map(|r| String::from_utf8_lossy(r.value.as_ref()).to_string())
             .collect();
         assert_eq!(values, vec!["1@1000", "2@1001", "3@1002"]);
+    }
+
+    #[test]
+    fn input_decode_matches_fluvio() {
+        let raw: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+        for version in [21i16, 22] {
+            let input = SmartModuleInput::new(raw.clone(), 1234, 1_795_000_000_000);
+            let mut bytes = Vec::new();
+            input.encode(&mut bytes, version).expect("encode");
+            let (offset, got, ts) = split_input(&bytes, version).expect("split");
+            assert_eq!(offset, 1234);
+            assert_eq!(got, raw.as_slice());
+            let expected_ts = if version >= 22 { 1_795_000_000_000 } else { 0 };
+            assert_eq!(ts, expected_ts, "version {version}");
+        }
+        assert!(
+            split_input(&[0, 1, 2], 22).is_none(),
+            "truncated input is refused"
+        );
+    }
+
+    fn sample_records() -> Vec<Record> {
+        let mut a = Record::new(b"value bytes \xff\x00 and more".to_vec());
+        a.preamble.set_offset_delta(7);
+        a.preamble.set_timestamp_delta(-3);
+        let mut b = Record::new_key_value(b"key".to_vec(), vec![b'x'; 300]);
+        b.preamble.set_offset_delta(1_000_000);
+        b.preamble.set_timestamp_delta(86_400_000);
+        let empty = Record::new(Vec::new());
+        vec![a, b, empty]
+    }
+
+    fn run_raw(
+        records: &[Record],
+        run: impl FnOnce(*mut u8, usize, i16, &mut Vec<u8>) -> i32,
+    ) -> (i32, Vec<u8>) {
+        let version = 22;
+        let mut raw = Vec::new();
+        records
+            .to_vec()
+            .encode(&mut raw, version)
+            .expect("encode records");
+        let mut bytes = Vec::new();
+        SmartModuleInput::new(raw, 0, 1_000)
+            .encode(&mut bytes, version)
+            .expect("encode input");
+        let mut bytes = std::mem::ManuallyDrop::new(bytes);
+        bytes.shrink_to_fit();
+        let mut copied = Vec::new();
+        let n = run(bytes.as_mut_ptr(), bytes.len(), version, &mut copied);
+        (n, copied)
+    }
+
+    fn fluvio_output(records: Vec<Record>) -> Vec<u8> {
+        let mut expected = Vec::new();
+        SmartModuleOutput {
+            successes: records,
+            error: None,
+        }
+        .encode(&mut expected, 22)
+        .expect("fluvio encode");
+        expected
+    }
+
+    #[test]
+    fn map_output_is_byte_identical_to_fluvio() {
+        let records = sample_records();
+        let (n, ours) = run_raw(&records, |p, l, v, c| unsafe {
+            run_map(p, l, v, |i| [i.value, b"!"].concat(), copy_into(c))
+        });
+        assert_eq!(n, 3);
+        let expected: Vec<Record> = records
+            .into_iter()
+            .map(|mut r| {
+                r.value = RecordData::from([r.value.as_ref(), b"!"].concat());
+                r
+            })
+            .collect();
+        assert_eq!(ours, fluvio_output(expected));
+    }
+
+    #[test]
+    fn filter_output_is_byte_identical_to_fluvio() {
+        let records = sample_records();
+        let (n, ours) = run_raw(&records, |p, l, v, c| unsafe {
+            run_filter(p, l, v, |i| i.value.len() != 300, copy_into(c))
+        });
+        assert_eq!(n, 2);
+        let expected = vec![records[0].clone(), records[2].clone()];
+        assert_eq!(ours, fluvio_output(expected));
+    }
+
+    #[test]
+    fn varints_agree_with_fluvio() {
+        use fluvio_smartmodule::dataplane::core::EncoderVarInt;
+        // fluvio 0.50 mis-encodes the extremes (i64::MAX becomes [1]); lengths, offsets and
+        // time deltas stay far from them.
+        for v in [
+            0i64,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            300,
+            -300,
+            1 << 40,
+            -(1 << 40),
+            1 << 62,
+        ] {
+            let mut theirs = Vec::new();
+            v.encode_varint(&mut theirs).expect("encode");
+            let mut ours = Vec::new();
+            push_varint(&mut ours, v);
+            assert_eq!(ours, theirs, "{v}");
+            assert_eq!(read_varint(&theirs), Some((v, theirs.len())), "{v}");
+        }
+    }
+
+    #[test]
+    fn truncated_records_are_refused() {
+        let mut raw = Vec::new();
+        sample_records().encode(&mut raw, 22).expect("encode");
+        for cut in [3, 5, 20, raw.len() - 1] {
+            assert!(parse_records(&raw[..cut]).is_none(), "cut at {cut}");
+        }
+        assert_eq!(parse_records(&raw).map(|r| r.len()), Some(3));
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub struct FilterConfig {
     pub drop_outcomes: Vec<String>,
     pub drop_datasets: Vec<String>,
     pub drop_actions: Vec<String>,
+    /// Each configured value as it would appear in JSON (`"value"`). An event in which none
+    /// occurs cannot match, so it is kept without being parsed. `None` when a value would need
+    /// escaping in JSON: then every event is parsed.
+    needles: Option<Vec<Vec<u8>>>,
 }
 
 const KNOWN_PARAMS: [&str; 5] = [
@@ -53,13 +57,29 @@ impl FilterConfig {
                 KNOWN_PARAMS.join(", ")
             ));
         }
-        Ok(FilterConfig {
+        let mut config = FilterConfig {
             drop_kinds: list(params, "drop_kinds"),
             drop_categories: list(params, "drop_categories"),
             drop_outcomes: list(params, "drop_outcomes"),
             drop_datasets: list(params, "drop_datasets"),
             drop_actions: list(params, "drop_actions"),
-        })
+            needles: None,
+        };
+        let values = config
+            .drop_kinds
+            .iter()
+            .chain(&config.drop_categories)
+            .chain(&config.drop_outcomes)
+            .chain(&config.drop_datasets)
+            .chain(&config.drop_actions);
+        let plain = |v: &String| {
+            v.bytes()
+                .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f)
+        };
+        config.needles = values
+            .map(|v| plain(v).then(|| format!("\"{v}\"").into_bytes()))
+            .collect();
+        Ok(config)
     }
 
     fn drops_nothing(&self) -> bool {
@@ -75,6 +95,11 @@ impl FilterConfig {
         if self.drops_nothing() {
             return true;
         }
+        if let Some(needles) = &self.needles {
+            if !needles.iter().any(|n| contains(value, n)) {
+                return true;
+            }
+        }
         let Ok(view) = serde_json::from_slice::<View>(value) else {
             return true;
         };
@@ -88,6 +113,19 @@ impl FilterConfig {
             || hit(&self.drop_actions, &e.action)
             || e.category.iter().any(|c| self.drop_categories.contains(c)))
     }
+}
+
+/// Whether `needle` (which starts with `"`) occurs in `haystack`: compared only where a quote
+/// stands, of which a JSON event has a few dozen.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    let Some(&first) = needle.first() else {
+        return true;
+    };
+    haystack
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == first)
+        .any(|(i, _)| haystack.get(i..i + needle.len()) == Some(needle))
 }
 
 /// Only the fields the filter reads; the rest of the event is skipped by the parser.
@@ -164,6 +202,23 @@ mod tests {
         assert!(!c.keep(FAIL) && c.keep(SESSION));
         let c = config(&[("drop_datasets", "pam")]).expect("valid");
         assert!(!c.keep(SESSION) && c.keep(FAIL));
+    }
+
+    #[test]
+    fn the_substring_shortcut_never_changes_a_verdict() {
+        let c =
+            config(&[("drop_actions", "session_opened"), ("drop_datasets", "pam")]).expect("valid");
+        assert!(c.needles.is_some());
+        // The value appears, but not in the field the filter reads: parsed, and kept.
+        let decoy =
+            br#"{"event":{"kind":"event","action":"ssh_login"},"message":"session_opened"}"#;
+        assert!(c.keep(decoy));
+        assert!(!c.keep(SESSION));
+        assert!(c.keep(FAIL));
+        // A value that JSON would escape disables the shortcut instead of missing a match.
+        let c = config(&[("drop_actions", "we\"ird")]).expect("valid");
+        assert!(c.needles.is_none());
+        assert!(!c.keep(br#"{"event":{"action":"we\"ird"}}"#));
     }
 
     #[test]
