@@ -129,38 +129,6 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let registry = ModuleRegistry::load_dir(&paths::smartmodules_dir(&args.paths)?)?;
     let chain = chain_from_dir(&paths::config_dir(&args.paths)?)?;
 
-    if std::env::var("SOC_BENCH_DIAG").is_ok() {
-        let lines: Vec<String> = (0..100_000).map(|i| sample_line(0, i)).collect();
-        for (label, steps) in [
-            ("normalize", vec![chain[0].clone()]),
-            ("filter", vec![chain[1].clone()]),
-            ("both", chain.clone()),
-        ] {
-            for bs in [100usize, 1000, 10000] {
-                let mut c = registry.build_chain(&steps, None)?;
-                let input: Vec<String> = if label == "filter" {
-                    let mut n = registry.build_chain(&[chain[0].clone()], None)?;
-                    n.process(records(&lines))?
-                        .into_iter()
-                        .map(|r| String::from_utf8(r.value).unwrap_or_default())
-                        .collect()
-                } else {
-                    lines.clone()
-                };
-                let batches: Vec<Vec<Record>> = input.chunks(bs).map(records).collect();
-                c.process(batches[0].clone())?;
-                let t = Instant::now();
-                for b in batches {
-                    c.process(b)?;
-                }
-                println!(
-                    "DIAG {label} batch {bs}: {:.0}/s",
-                    input.len() as f64 / t.elapsed().as_secs_f64()
-                );
-            }
-        }
-        return Ok(());
-    }
     println!("## chain: normalize + filter (wasm, one thread, batches of 1000)");
     let mut mixed = Vec::with_capacity(args.lines);
     for (kind, name) in KINDS.iter().enumerate() {
@@ -235,6 +203,7 @@ async fn pipeline_throughput(args: &BenchArgs, lines: &[String], kept: u64) -> R
     let dir = tempfile::tempdir()?;
     let (pipeline, stop) = start_pipeline(args, dir.path()).await?;
     let now = Utc::now().timestamp_millis();
+    // Includes the processor's start-up (chain compilation).
     let start = Instant::now();
     for chunk in lines.chunks(1000) {
         let recs = chunk
@@ -264,10 +233,17 @@ async fn pipeline_throughput(args: &BenchArgs, lines: &[String], kept: u64) -> R
 
 /// Every tick (10 ms) sends rate/100 lines: background traffic plus five SSH failures from
 /// a new address, the fifth of which completes an incident. Latency is measured from the
-/// produce call of that fifth line to the alert's first revision on the WebSocket.
+/// produce call of that fifth line to the alert's first revision on the WebSocket, once the
+/// processor is ready (its chain compiled), i.e. in steady state.
 async fn latency(args: &BenchArgs) -> Result<(Vec<f64>, usize)> {
     let dir = tempfile::tempdir()?;
     let (pipeline, stop) = start_pipeline(args, dir.path()).await?;
+    // Steady state only: wait until the processor has compiled its chain.
+    let ready_by = Instant::now() + Duration::from_secs(60);
+    while pipeline.stats.partitions_ready.load(Ordering::Relaxed) == 0 {
+        anyhow::ensure!(Instant::now() < ready_by, "processor not ready in 60 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let url = format!("ws://{}/ws/alerts", pipeline.addr);
     let (ws, _) = tokio_tungstenite::connect_async(&url)
         .await

@@ -87,6 +87,23 @@ pub async fn start(opts: Options) -> Result<Pipeline> {
         });
     }
     {
+        // SQLite WAL checkpoints run here rather than inside the processor's commits.
+        let (db, mut shutdown) = (db.clone(), opts.shutdown.clone());
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => return Ok(()),
+                    _ = tick.tick() => {
+                        if let Err(e) = soc_core::db::checkpoint_sqlite(&db).await {
+                            tracing::warn!(error = %e, "database checkpoint failed");
+                        }
+                    }
+                }
+            }
+        });
+    }
+    {
         let (log, mut shutdown) = (log.clone(), opts.shutdown.clone());
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));

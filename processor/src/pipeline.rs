@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// Counters a caller (the launcher's health and bench) can read.
 #[derive(Debug, Default)]
@@ -31,10 +31,14 @@ pub struct ProcessorStats {
     pub alerts: AtomicU64,
     /// Records that were not a JSON object (the chain should never let one through).
     pub invalid_records: AtomicU64,
+    /// Partitions whose consumer (and SmartModule chain) is ready.
+    pub partitions_ready: AtomicU64,
 }
 
 /// How often windows past the watermark are swept.
 const EXPIRE_EVERY: Duration = Duration::from_secs(1);
+/// Batches slower than this are logged (debug) with the time of each stage.
+const SLOW_BATCH: Duration = Duration::from_millis(50);
 /// Retries of a failed database commit before the role stops.
 const COMMIT_RETRIES: u32 = 5;
 
@@ -130,6 +134,7 @@ async fn run_partition(
             start: StartFrom::Committed,
         })
         .await?;
+    stats.partitions_ready.fetch_add(1, Ordering::Relaxed);
     let wait = Duration::from_millis(settings.batch_wait_ms);
     let mut last_expire = Instant::now();
     loop {
@@ -140,6 +145,7 @@ async fn run_partition(
             _ = shutdown.changed() => break,
             b = consumer.next_batch(settings.batch_max_records, wait) => b?,
         };
+        let t_read = Instant::now();
         let now = Utc::now();
         let mut alerts: Vec<Alert> = Vec::new();
         let start_offset = next_offset;
@@ -177,6 +183,7 @@ async fn run_partition(
             continue;
         }
         let changes = detector.take_changes();
+        let t_rules = Instant::now();
         let mut attempt = 0;
         let mut changes = Some(changes);
         loop {
@@ -200,8 +207,23 @@ async fn run_partition(
         stats
             .alerts
             .fetch_add(alerts.len() as u64, Ordering::Relaxed);
+        let t_db = Instant::now();
         publish(stream.as_ref(), &settings.alerts_topic, &alerts).await?;
+        let t_publish = Instant::now();
         consumer.commit().await?;
+        let total = t_read.elapsed();
+        if total >= SLOW_BATCH {
+            debug!(
+                partition,
+                records = batch.len(),
+                alerts = alerts.len(),
+                rules_ms = (t_rules - t_read).as_millis() as u64,
+                db_ms = (t_db - t_rules).as_millis() as u64,
+                publish_ms = (t_publish - t_db).as_millis() as u64,
+                commit_ms = t_publish.elapsed().as_millis() as u64,
+                "slow batch"
+            );
+        }
     }
     info!(partition, next_offset, "processor partition stopped");
     Ok(())
