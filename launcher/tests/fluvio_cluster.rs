@@ -70,6 +70,8 @@ async fn ssh_bruteforce_on_a_fluvio_cluster() {
         alerts_topic: alerts.clone(),
         chain: soc_core::stream::config::chain_from_dir(&root().join("fluvio-config"))
             .expect("chain"),
+        // Small batches: each drain ends on a returned record, so the offset is committed.
+        batch_max_records: 3,
         ..Default::default()
     };
     let (stop, shutdown) = watch::channel(false);
@@ -123,6 +125,31 @@ async fn ssh_bruteforce_on_a_fluvio_cluster() {
         .expect("rows");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].count, 6);
+
+    // ...and the processor's offset is stored in the cluster, after the work was committed.
+    let admin = fluvio::Fluvio::connect_with_config(&fluvio::FluvioClusterConfig::new(&endpoint))
+        .await
+        .expect("second client");
+    let consumer_id = format!("processor-{suffix}");
+    let mut stored = None;
+    for _ in 0..50 {
+        stored = admin
+            .consumer_offsets()
+            .await
+            .expect("consumer offsets")
+            .into_iter()
+            .find(|o| o.consumer_id == consumer_id && o.topic == raw)
+            .map(|o| o.offset);
+        if stored == Some(5) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        stored,
+        Some(5),
+        "last of the six records, committed in the cluster"
+    );
 
     let _ = stop.send(true);
     processor.await.expect("join").expect("processor");

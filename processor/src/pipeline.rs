@@ -131,7 +131,11 @@ async fn run_partition(
             partition,
             consumer_id: consumer_id.to_string(),
             chain: settings.chain.clone(),
-            start: StartFrom::Committed,
+            // The database checkpoint is authoritative; the stream's own offset is a fallback.
+            start: match &checkpoint {
+                Some(cp) => StartFrom::Offset(cp.next_offset),
+                None => StartFrom::Committed,
+            },
         })
         .await?;
     stats.partitions_ready.fetch_add(1, Ordering::Relaxed);

@@ -426,6 +426,7 @@ impl LogStream for EmbeddedLog {
                     log.committed_offset(&spec2.consumer_id, &spec2.topic, spec2.partition)?
                 }
                 StartFrom::Beginning => 0,
+                StartFrom::Offset(n) => n,
             };
             let chain = match (&log.inner.modules, spec2.chain.is_empty()) {
                 (_, true) => None,

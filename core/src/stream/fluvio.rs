@@ -3,6 +3,11 @@
 //! caller commits (after its work is durable).
 //!
 //! Fluvio commits "the last record yielded", so `commit` always covers everything returned.
+//! In fluvio 0.50 the stream returned by `consumer_with_config` holds a lock for as long as a
+//! read is pending, and `offset_commit`/`offset_flush` wait on it: committing after a read that
+//! found nothing hangs forever. So a commit is made only when the last read returned a record;
+//! otherwise it is deferred to a later batch (the stored offset lags, never leads, the work).
+//! The processor does not depend on it: it restarts from its database checkpoint.
 //! Producer checkpoints have no transactional home in Fluvio: they are written to a local file
 //! after the flush (at-least-once for a restarted replay).
 
@@ -248,6 +253,7 @@ impl LogStream for FluvioStream {
         let start = match spec.start {
             StartFrom::Committed => Offset::beginning(),
             StartFrom::Beginning => Offset::absolute(0).map_err(unavailable)?,
+            StartFrom::Offset(n) => Offset::absolute(n as i64).map_err(unavailable)?,
         };
         let mut builder = ConsumerConfigExtBuilder::default();
         builder
@@ -272,14 +278,20 @@ impl LogStream for FluvioStream {
             stream,
             partition: spec.partition,
             uncommitted: false,
+            last_read_returned: false,
         }))
     }
 }
+
+/// Longest wait for the cluster to acknowledge an offset flush.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct FluvioConsumer {
     stream: BoxedStream,
     partition: u32,
     uncommitted: bool,
+    /// Whether the last read returned a record (no read is pending: committing is safe).
+    last_read_returned: bool,
 }
 
 fn to_record(partition: u32, r: ConsumerRecord) -> Record {
@@ -296,18 +308,26 @@ fn to_record(partition: u32, r: ConsumerRecord) -> Record {
 impl Consumer for FluvioConsumer {
     async fn next_batch(&mut self, max_records: usize, max_wait: Duration) -> Result<Vec<Record>> {
         let first = match tokio::time::timeout(max_wait, self.stream.next()).await {
-            Err(_) => return Ok(Vec::new()),
+            Err(_) => {
+                self.last_read_returned = false;
+                return Ok(Vec::new());
+            }
             Ok(None) => return Err(StreamError::Unavailable("fluvio stream ended".into())),
             Ok(Some(Err(code))) => return Err(unavailable(format!("{code:?}"))),
             Ok(Some(Ok(r))) => r,
         };
         let mut out = vec![to_record(self.partition, first)];
+        self.last_read_returned = true;
         // Take what is already buffered without waiting again.
         while out.len() < max_records {
             match self.stream.next().now_or_never() {
                 Some(Some(Ok(r))) => out.push(to_record(self.partition, r)),
                 Some(Some(Err(code))) => return Err(unavailable(format!("{code:?}"))),
-                Some(None) | None => break,
+                Some(None) => break,
+                None => {
+                    self.last_read_returned = false;
+                    break;
+                }
             }
         }
         self.uncommitted = true;
@@ -318,14 +338,27 @@ impl Consumer for FluvioConsumer {
         if !self.uncommitted {
             return Ok(());
         }
-        self.stream
-            .offset_commit()
+        if !self.last_read_returned {
+            tracing::debug!(
+                partition = self.partition,
+                "offset commit deferred: a read is pending"
+            );
+            return Ok(());
+        }
+        let stream = &mut self.stream;
+        let commit = async {
+            stream
+                .offset_commit()
+                .await
+                .map_err(|c| unavailable(format!("offset commit: {c:?}")))?;
+            stream
+                .offset_flush()
+                .await
+                .map_err(|c| unavailable(format!("offset flush: {c:?}")))
+        };
+        tokio::time::timeout(FLUSH_TIMEOUT, commit)
             .await
-            .map_err(|c| unavailable(format!("offset commit: {c:?}")))?;
-        self.stream
-            .offset_flush()
-            .await
-            .map_err(|c| unavailable(format!("offset flush: {c:?}")))?;
+            .map_err(|_| unavailable("offset flush not acknowledged in time"))??;
         self.uncommitted = false;
         Ok(())
     }

@@ -84,6 +84,9 @@ pub enum StartFrom {
     #[default]
     Committed,
     Beginning,
+    /// This offset: a consumer whose authoritative position lives elsewhere (the processor's
+    /// database checkpoint) resumes exactly there.
+    Offset(u64),
 }
 
 #[derive(Debug, Clone, PartialEq)]
