@@ -1,7 +1,7 @@
 //! Timestamps without a clock: wasm32-unknown-unknown has none, so the year RFC 3164 omits
 //! comes from the record's ingest timestamp, which makes a replay deterministic.
 
-use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, TimeZone, Utc};
 
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -70,18 +70,32 @@ fn infer_year(month: u32, received_ms: i64) -> i32 {
     }
 }
 
-/// `10/Oct/2000:13:55:36 -0700`, the access-log time format.
+/// `10/Oct/2000:13:55:36 -0700`, the access-log time format, read field by field (chrono's
+/// format-string parser costs more than the rest of the line inside the wasm module).
 pub fn parse_clf(s: &str) -> Option<DateTime<Utc>> {
-    NaiveDateTime::parse_from_str(s.get(..20)?, "%d/%b/%Y:%H:%M:%S")
-        .ok()
-        .and_then(|naive| {
-            let zone = s.get(21..)?;
-            let offset = parse_offset(zone)?;
-            offset
-                .from_local_datetime(&naive)
-                .single()
-                .map(|t| t.with_timezone(&Utc))
-        })
+    let b = s.as_bytes();
+    if b.len() < 26 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' || b[14] != b':' {
+        return None;
+    }
+    if b[17] != b':' || b[20] != b' ' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let t = s.get(r)?;
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
+    let day = num(0..2)?;
+    let month = month_from_abbrev(s.get(3..6)?)?;
+    let year = num(7..11)? as i32;
+    let (h, m, sec) = (num(12..14)?, num(15..17)?, num(18..20)?);
+    let naive = NaiveDate::from_ymd_opt(year, month, day)?.and_hms_opt(h, m, sec)?;
+    let offset = parse_offset(s.get(21..)?)?;
+    offset
+        .from_local_datetime(&naive)
+        .single()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 fn parse_offset(z: &str) -> Option<FixedOffset> {
@@ -118,6 +132,18 @@ mod tests {
     fn clf_time_is_converted_to_utc() {
         let t = parse_clf("10/Oct/2000:13:55:36 -0700").expect("parses");
         assert_eq!(format(t), "2000-10-10T20:55:36.000Z");
+        let t = parse_clf("01/Jan/2024:00:00:01 +0530").expect("parses");
+        assert_eq!(format(t), "2023-12-31T18:30:01.000Z");
+        for bad in [
+            "10/Oct/2000:13:55:36",
+            "10/Foo/2000:13:55:36 -0700",
+            "32/Oct/2000:13:55:36 -0700",
+            "10/Oct/2000:25:55:36 -0700",
+            "1x/Oct/2000:13:55:36 -0700",
+            "10/Oct/2000:13:55:36 0700",
+        ] {
+            assert!(parse_clf(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]
