@@ -70,17 +70,24 @@ pub fn topic_from_file(path: &Path) -> Result<TopicSpec> {
     })
 }
 
-/// Every topic file in `<config>/topics/`.
-pub fn topics_from_dir(config_dir: &Path) -> Result<Vec<TopicSpec>> {
-    let dir = config_dir.join("topics");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+/// The `*.yaml` / `*.yml` files in `dir`, sorted.
+pub fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| StreamError::Config(format!("{}: {e}", dir.display())))?
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
         .collect();
     files.sort();
-    files.iter().map(|f| topic_from_file(f)).collect()
+    Ok(files)
+}
+
+/// Every topic file in `<config>/topics/`.
+pub fn topics_from_dir(config_dir: &Path) -> Result<Vec<TopicSpec>> {
+    yaml_files(&config_dir.join("topics"))?
+        .iter()
+        .map(|f| topic_from_file(f))
+        .collect()
 }
 
 #[derive(Debug, Deserialize)]

@@ -71,13 +71,7 @@ impl FluvioStream {
     /// Create the topics described by Fluvio topic YAML files (`fluvio topic create --config`).
     pub async fn create_topics_from_dir(&self, dir: &Path) -> Result<Vec<String>> {
         let mut created = Vec::new();
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| StreamError::Config(format!("{}: {e}", dir.display())))?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-            .collect();
-        files.sort();
+        let files = super::config::yaml_files(dir)?;
         let admin = self.client.admin().await;
         for f in files {
             let cfg = TopicConfig::from_file(&f)
