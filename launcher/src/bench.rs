@@ -188,11 +188,8 @@ async fn start_pipeline(
     let (tx, rx) = watch::channel(false);
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let pipeline = embedded::start(embedded::Options {
-        data_dir: dir.to_path_buf(),
-        database_url: format!("sqlite://{}/soc.sqlite", dir.display()),
-        listener,
         paths: args.paths.clone(),
-        shutdown: rx,
+        ..embedded::Options::local(dir, listener, rx)
     })
     .await?;
     Ok((pipeline, tx))

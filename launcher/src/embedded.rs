@@ -25,6 +25,23 @@ pub struct Options {
     pub shutdown: watch::Receiver<bool>,
 }
 
+impl Options {
+    /// Everything in `data_dir` (log and SQLite), the checkout's SmartModules, rules and config.
+    pub fn local(
+        data_dir: &std::path::Path,
+        listener: TcpListener,
+        shutdown: watch::Receiver<bool>,
+    ) -> Options {
+        Options {
+            data_dir: data_dir.to_path_buf(),
+            database_url: format!("sqlite://{}/soc.sqlite", data_dir.display()),
+            listener,
+            paths: CommonPaths::default(),
+            shutdown,
+        }
+    }
+}
+
 pub struct Pipeline {
     pub log: EmbeddedLog,
     pub db: DatabaseConnection,

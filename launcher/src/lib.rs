@@ -45,7 +45,7 @@ pub enum Command {
     Bench(bench::BenchArgs),
 }
 
-#[derive(Args, Clone)]
+#[derive(Args, Clone, Default)]
 pub struct CommonPaths {
     /// Directory of SmartModule `.wasm` files (built by scripts/build-smartmodules.sh).
     #[arg(long, env = "SOC_SMARTMODULES_DIR")]

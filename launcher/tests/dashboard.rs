@@ -7,7 +7,6 @@
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use soc::embedded;
-use soc::CommonPaths;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -157,20 +156,9 @@ async fn dashboard_shows_alerts_live_without_reload() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (stop, shutdown) = watch::channel(false);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let pipeline = embedded::start(embedded::Options {
-        data_dir: dir.path().to_path_buf(),
-        database_url: format!("sqlite://{}/soc.sqlite", dir.path().display()),
-        listener,
-        paths: CommonPaths {
-            smartmodules: None,
-            rules_dir: None,
-            config_dir: None,
-            rule_overrides: vec![],
-        },
-        shutdown,
-    })
-    .await
-    .expect("pipeline");
+    let pipeline = embedded::start(embedded::Options::local(dir.path(), listener, shutdown))
+        .await
+        .expect("pipeline");
 
     let mut browser = Browser::launch().await;
     browser.open(&format!("http://{}/", pipeline.addr)).await;

@@ -4,22 +4,12 @@
 
 use futures_util::StreamExt;
 use soc::embedded;
-use soc::CommonPaths;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::watch;
 
 fn corpus(rel: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpora")).join(rel)
-}
-
-fn paths() -> CommonPaths {
-    CommonPaths {
-        smartmodules: None,
-        rules_dir: None,
-        config_dir: None,
-        rule_overrides: vec![],
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,15 +19,9 @@ async fn ssh_bruteforce_corpus_raises_its_alert_on_the_api_and_the_websocket() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (stop, shutdown) = watch::channel(false);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let pipeline = embedded::start(embedded::Options {
-        data_dir: dir.path().to_path_buf(),
-        database_url: format!("sqlite://{}/soc.sqlite", dir.path().display()),
-        listener,
-        paths: paths(),
-        shutdown,
-    })
-    .await
-    .expect("pipeline starts");
+    let pipeline = embedded::start(embedded::Options::local(dir.path(), listener, shutdown))
+        .await
+        .expect("pipeline starts");
     let base = format!("http://{}", pipeline.addr);
 
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws/alerts", pipeline.addr))
