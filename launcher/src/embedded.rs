@@ -25,6 +25,21 @@ pub struct Options {
     pub shutdown: watch::Receiver<bool>,
 }
 
+/// Run `job` every `period` until shutdown.
+async fn every<F, Fut>(period: Duration, mut shutdown: watch::Receiver<bool>, job: F) -> Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            _ = tick.tick() => job().await,
+        }
+    }
+}
+
 impl Options {
     /// Everything in `data_dir` (log and SQLite), the checkout's SmartModules, rules and config.
     pub fn local(
@@ -105,40 +120,37 @@ pub async fn start(opts: Options) -> Result<Pipeline> {
     }
     {
         // SQLite WAL checkpoints run here rather than inside the processor's commits.
-        let (db, mut shutdown) = (db.clone(), opts.shutdown.clone());
-        tasks.spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tokio::select! {
-                    _ = shutdown.changed() => return Ok(()),
-                    _ = tick.tick() => {
-                        if let Err(e) = soc_core::db::checkpoint_sqlite(&db).await {
-                            tracing::warn!(error = %e, "database checkpoint failed");
-                        }
+        let db = db.clone();
+        tasks.spawn(every(
+            Duration::from_secs(1),
+            opts.shutdown.clone(),
+            move || {
+                let db = db.clone();
+                async move {
+                    if let Err(e) = soc_core::db::checkpoint_sqlite(&db).await {
+                        tracing::warn!(error = %e, "database checkpoint failed");
                     }
                 }
-            }
-        });
+            },
+        ));
     }
     {
-        let (log, mut shutdown) = (log.clone(), opts.shutdown.clone());
-        tasks.spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tokio::select! {
-                    _ = shutdown.changed() => return Ok(()),
-                    _ = tick.tick() => {
-                        let log = log.clone();
-                        let now = chrono::Utc::now().timestamp_millis();
-                        match tokio::task::spawn_blocking(move || log.enforce_retention(now)).await {
-                            Ok(Ok(n)) if n > 0 => tracing::info!(deleted = n, "retention applied"),
-                            Ok(Err(e)) => tracing::warn!(error = %e, "retention failed"),
-                            _ => {}
-                        }
+        let log = log.clone();
+        tasks.spawn(every(
+            Duration::from_secs(60),
+            opts.shutdown.clone(),
+            move || {
+                let log = log.clone();
+                async move {
+                    let now = chrono::Utc::now().timestamp_millis();
+                    match tokio::task::spawn_blocking(move || log.enforce_retention(now)).await {
+                        Ok(Ok(n)) if n > 0 => tracing::info!(deleted = n, "retention applied"),
+                        Ok(Err(e)) => tracing::warn!(error = %e, "retention failed"),
+                        _ => {}
                     }
                 }
-            }
-        });
+            },
+        ));
     }
     let addr = opts.listener.local_addr()?;
     let server = soc_gateway::run(

@@ -16,11 +16,13 @@ use sea_orm::DatabaseConnection;
 use serde_json::Value;
 use soc_core::stream::{ConsumerSpec, LogStream, ProduceRecord, StartFrom};
 use soc_core::Alert;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
+use uuid::Uuid;
 
 /// Counters a caller (the launcher's health and bench) can read.
 #[derive(Debug, Default)]
@@ -152,6 +154,8 @@ async fn run_partition(
         let t_read = Instant::now();
         let now = Utc::now();
         let mut alerts: Vec<Alert> = Vec::new();
+        // Position in `alerts` by id: one revision per incident and batch, the newest.
+        let mut alert_index: HashMap<Uuid, usize> = HashMap::new();
         let start_offset = next_offset;
         for rec in &batch {
             if rec.offset < start_offset {
@@ -172,10 +176,12 @@ async fn run_partition(
                 }
             };
             for alert in detector.process(&event, rec.timestamp_ms, now) {
-                // Keep one revision per incident and batch: the newest.
-                match alerts.iter_mut().find(|a| a.id == alert.id) {
-                    Some(slot) => *slot = alert,
-                    None => alerts.push(alert),
+                match alert_index.get(&alert.id) {
+                    Some(&i) => alerts[i] = alert,
+                    None => {
+                        alert_index.insert(alert.id, alerts.len());
+                        alerts.push(alert);
+                    }
                 }
             }
         }
@@ -189,13 +195,9 @@ async fn run_partition(
         let changes = detector.take_changes();
         let t_rules = Instant::now();
         let mut attempt = 0;
-        let mut changes = Some(changes);
         loop {
-            let c = changes.take().unwrap_or_default();
-            let upserts = c.upserts.clone();
-            let deletes = c.deletes.clone();
             match store
-                .commit_batch(consumer_id, partition, next_offset, &alerts, c)
+                .commit_batch(consumer_id, partition, next_offset, &alerts, &changes)
                 .await
             {
                 Ok(()) => break,
@@ -203,7 +205,6 @@ async fn run_partition(
                     attempt += 1;
                     warn!(partition, attempt, error = %e, "checkpoint commit failed; retrying");
                     tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                    changes = Some(crate::rules::threshold::StateChanges { upserts, deletes });
                 }
                 Err(e) => return Err(e),
             }

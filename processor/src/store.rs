@@ -80,7 +80,7 @@ impl Store {
         partition: u32,
         next_offset: u64,
         alerts: &[Alert],
-        changes: StateChanges,
+        changes: &StateChanges,
     ) -> Result<()> {
         let txn = self.db.begin().await?;
         for chunk in alerts.chunks(CHUNK) {

@@ -47,7 +47,7 @@ async fn batch_commit_is_an_upsert_with_state_and_checkpoint() {
             deletes: vec![],
         };
         store
-            .commit_batch("p", 0, 10, &[alert(5)], changes)
+            .commit_batch("p", 0, 10, &[alert(5)], &changes)
             .await
             .expect("commit 1");
         let cp = store
@@ -73,7 +73,7 @@ async fn batch_commit_is_an_upsert_with_state_and_checkpoint() {
             deletes: vec![("soc/ssh-bruteforce".into(), "1.2.3.4".into())],
         };
         store
-            .commit_batch("p", 0, 20, &[alert(7)], changes)
+            .commit_batch("p", 0, 20, &[alert(7)], &changes)
             .await
             .expect("commit 2");
         let stored = store

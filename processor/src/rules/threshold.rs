@@ -45,6 +45,8 @@ pub struct Detector {
     states: HashMap<StateKey, KeyState>,
     dirty: HashSet<StateKey>,
     removed: HashSet<StateKey>,
+    /// Saved state of rules no longer loaded, (rule id, group key): deleted at the next commit.
+    stale: Vec<(String, String)>,
     /// Highest event time seen: windows older than it by more than their length are closed.
     watermark_ms: i64,
 }
@@ -80,6 +82,7 @@ impl Detector {
             states: HashMap::new(),
             dirty: HashSet::new(),
             removed: HashSet::new(),
+            stale: Vec::new(),
             watermark_ms: i64::MIN,
         }
     }
@@ -91,8 +94,7 @@ impl Detector {
     /// Restore a saved state entry; entries of rules no longer loaded are dropped.
     pub fn restore(&mut self, rule_id: &str, key: &str, state_json: &str) -> bool {
         let Some(idx) = self.rules.iter().position(|r| r.id == rule_id) else {
-            self.removed
-                .insert((usize::MAX, format!("{rule_id}\u{1f}{key}")));
+            self.stale.push((rule_id.to_string(), key.to_string()));
             return false;
         };
         match serde_json::from_str::<KeyState>(state_json) {
@@ -201,17 +203,10 @@ impl Detector {
                 }
             }
         }
-        for sk in self.removed.drain() {
-            if sk.0 == usize::MAX {
-                if let Some((rule, key)) = sk.1.split_once('\u{1f}') {
-                    changes.deletes.push((rule.to_string(), key.to_string()));
-                }
-            } else {
-                changes
-                    .deletes
-                    .push((self.rules[sk.0].id.clone(), sk.1.clone()));
-            }
+        for (idx, key) in self.removed.drain() {
+            changes.deletes.push((self.rules[idx].id.clone(), key));
         }
+        changes.deletes.append(&mut self.stale);
         changes
     }
 
@@ -342,6 +337,18 @@ mod tests {
         let alerts = run(&mut restored, &[fail("a", 2)]);
         assert_eq!(alerts.len(), 1, "the window survived the restart");
         assert_eq!(alerts[0].count, 3);
+    }
+
+    #[test]
+    fn state_of_a_removed_rule_is_deleted() {
+        let mut d = Detector::new(vec![rule(3, 10)]);
+        assert!(!d.restore("soc/gone", "1.2.3.4", "{}"));
+        let changes = d.take_changes();
+        assert_eq!(
+            changes.deletes,
+            vec![("soc/gone".to_string(), "1.2.3.4".to_string())]
+        );
+        assert!(d.take_changes().deletes.is_empty(), "deleted once");
     }
 
     #[test]
