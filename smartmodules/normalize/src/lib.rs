@@ -1,16 +1,33 @@
 //! The `normalize` SmartModule (map): one raw log line in, one normalized ECS event out.
 //!
-//! Recognizes RFC 3164 / RFC 5424 syslog (with or without octet counting), sshd and PAM
-//! authentication messages, nginx/apache access lines and JSON objects. A line it cannot
-//! parse is kept, tagged `event.kind: "unparsed"` with the line in `log.original`: the map
-//! never returns an error, so one bad line cannot stop the rest of its batch.
+//! Recognizes RFC 3164 / RFC 5424 syslog (with or without octet counting) and, inside it or
+//! raw, the messages of sshd, PAM, sudo/su/pkexec, postfix, dovecot, exim, FTP servers,
+//! netfilter and pf, nginx/apache (access and error logs), Suricata (EVE JSON and fast.log),
+//! auditd, and generic JSON objects. A line it cannot parse is kept, tagged
+//! `event.kind: "unparsed"` with the line in `log.original`: the map never returns an
+//! error, so one bad line cannot stop the rest of its batch.
+//!
+//! `event.category` is set only for security-relevant events; benign lines a parser still
+//! recognizes (session bookkeeping, flows) carry an `event.action` and no category.
 
 pub mod access;
+pub mod auditd;
+pub mod dovecot;
+pub mod ecs;
+pub mod exim;
+pub mod firewall;
+pub mod ftp;
+pub mod http_error;
 pub mod json;
+pub mod pam;
+pub mod postfix;
 pub mod sshd;
+pub mod sudo;
+pub mod suricata;
 pub mod syslog;
 pub mod time;
 
+use chrono::Utc;
 use soc_core::event::{Code, Event, Host, Process, Syslog, KIND_EVENT};
 use soc_sm_abi::Input;
 
@@ -27,17 +44,84 @@ pub fn normalize_line(line: &str, received_ms: i64) -> Event {
     ev
 }
 
+/// Formats recognized by their first bytes, before syslog is tried.
+fn parse_raw(line: &str) -> Option<Event> {
+    let b = line.as_bytes();
+    match b.first()? {
+        b'{' => json::parse(line).map(unwrap_envelope),
+        b't' if line.starts_with("type=") => auditd::parse(line),
+        b'n' if line.starts_with("node=") => auditd::parse(line),
+        b'[' => access::parse(line).or_else(|| http_error::parse_apache(line)),
+        b'0'..=b'9' => access::parse(line)
+            .or_else(|| http_error::parse_nginx(line))
+            .or_else(|| suricata::parse_fast(line))
+            .or_else(|| raw_dated(line)),
+        _ => access::parse(line).or_else(|| vsftpd_log(line)),
+    }
+}
+
+/// A JSON envelope (journald export, container runtime) whose message is itself a log line
+/// this module knows: the inner line is parsed, and the envelope kept under `json`.
+fn unwrap_envelope(outer: Event) -> Event {
+    if outer.event.action.is_some() {
+        return outer;
+    }
+    let Some(msg) = outer.message.as_deref() else {
+        return outer;
+    };
+    // The message may start with `HOST PROGRAM: ` (journald's syslog identifier).
+    let candidates = [Some(msg), msg.split_once(": ").map(|(_, m)| m)];
+    let inner = candidates
+        .into_iter()
+        .flatten()
+        .filter(|m| !m.starts_with('{'))
+        .find_map(|m| parse_raw(m.trim()).filter(|e| e.event.action.is_some()));
+    match inner {
+        Some(mut inner) => {
+            inner.json = outer.json;
+            inner.host = inner.host.or(outer.host);
+            inner
+        }
+        None => outer,
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS[,fff] ...`: exim's main log, or proftpd's own log
+/// (`host proftpd[pid] server (client[IP]): ...`).
+fn raw_dated(line: &str) -> Option<Event> {
+    let (t, rest) = time::parse_iso_space(line)?;
+    let mut ev = Event {
+        timestamp: Some(time::format(t)),
+        ..Default::default()
+    };
+    let claimed = match rest.split_once(' ') {
+        Some((_host, r)) if r.starts_with("proftpd[") => {
+            let msg = r.split_once(' ').map_or("", |(_, m)| m);
+            ftp::proftpd(msg, &mut ev)
+        }
+        _ => exim::apply(rest, &mut ev),
+    };
+    claimed.then_some(ev)
+}
+
+/// vsftpd's own log: `Mon Jun  8 12:08:53 2020 [pid 27244] [user] FAIL LOGIN: Client "IP"`.
+fn vsftpd_log(line: &str) -> Option<Event> {
+    let (t, rest) = time::parse_ctime(line)?;
+    let mut ev = Event {
+        timestamp: Some(time::format(t)),
+        ..Default::default()
+    };
+    ftp::vsftpd(rest, &mut ev).then_some(ev)
+}
+
 fn parse(line: &str, received_ms: i64) -> Option<Event> {
     let start = line.trim_start();
-    if start.starts_with('{') {
-        return json::parse(start);
-    }
-    if let Some(ev) = access::parse(start) {
+    if let Some(ev) = parse_raw(start) {
         return Some(ev);
     }
     let sl = syslog::parse(start, received_ms)?;
     let mut ev = Event {
-        timestamp: sl.timestamp.map(time::format),
+        timestamp: sl.timestamp.map(|t| time::format(t.with_timezone(&Utc))),
         message: Some(sl.message.to_string()),
         ..Default::default()
     };
@@ -49,6 +133,7 @@ fn parse(line: &str, received_ms: i64) -> Option<Event> {
     ev.process = sl.appname.map(|name| Process {
         name: Some(name.to_string()),
         pid: sl.procid.and_then(|p| p.parse().ok()),
+        ..Default::default()
     });
     ev.log.syslog = Some(Syslog {
         priority: sl.priority,
@@ -60,10 +145,58 @@ fn parse(line: &str, received_ms: i64) -> Option<Event> {
         structured_data: sl.structured_data.map(str::to_string),
         version: Some(if sl.rfc5424 { "rfc5424" } else { "rfc3164" }.to_string()),
     });
-    if let Some(program) = sl.appname {
-        sshd::apply(program, sl.message, &mut ev);
+    let program = sl.appname.unwrap_or("");
+    if !apply_program(program, sl.message, &mut ev) {
+        if let Some(inner) = embedded(program, sl.message) {
+            return Some(graft(inner, ev));
+        }
     }
     Some(ev)
+}
+
+/// Program-specific parsing of a syslog message, by program name first and then by what
+/// the message looks like (netfilter lines come from `kernel` or from a firewall's own tag).
+fn apply_program(program: &str, msg: &str, ev: &mut Event) -> bool {
+    let by_name = match program {
+        p if sshd::is_sshd(p) => sshd::apply(p, msg, ev),
+        "sudo" | "su" | "pkexec" => pam::apply(msg, ev) || sudo::apply(program, msg, ev),
+        p if postfix::is_postfix(p) => postfix::apply(msg, ev),
+        "dovecot" => dovecot::apply(msg, ev),
+        "exim" | "exim4" => exim::apply(msg, ev),
+        "vsftpd" => pam::apply(msg, ev) || ftp::vsftpd(msg, ev),
+        "proftpd" => ftp::proftpd(msg, ev),
+        "pure-ftpd" | "pure-ftpd-mysql" | "pure-ftpd-ldap" => ftp::pureftpd(msg, ev),
+        "filterlog" => firewall::filterlog(msg, ev),
+        "audispd" | "auditd" | "audit" => auditd::apply(msg, ev),
+        _ => pam::apply(msg, ev),
+    };
+    by_name
+        || (msg.contains("SRC=") && firewall::iptables(msg, ev))
+        || (program == "kernel" && msg.starts_with("audit: ") && auditd::apply(msg, ev))
+}
+
+/// A whole raw log line carried inside a syslog message (nginx or apache logging to syslog,
+/// Suricata EVE over syslog).
+fn embedded(program: &str, msg: &str) -> Option<Event> {
+    let msg = msg.trim_start();
+    match program {
+        "nginx" | "apache" | "apache2" | "httpd" | "suricata" => parse_raw(msg),
+        _ if msg.starts_with('{') => parse_raw(msg).filter(|e| e.event.action.is_some()),
+        _ => None,
+    }
+}
+
+/// The inner event, with the syslog envelope's host, process and header kept.
+fn graft(mut inner: Event, outer: Event) -> Event {
+    inner.host = inner.host.or(outer.host);
+    if inner.timestamp.is_none() {
+        inner.timestamp = outer.timestamp;
+    }
+    if inner.process.is_none() {
+        inner.process = outer.process;
+    }
+    inner.log.syslog = outer.log.syslog;
+    inner
 }
 
 /// The map body: bytes in, normalized JSON bytes out. Invalid UTF-8 is replaced, not refused.
@@ -138,5 +271,66 @@ mod tests {
         assert_eq!(sl.facility.map(|c| c.code), Some(4));
         assert_eq!(sl.severity.map(|c| c.code), Some(6));
         assert_eq!(ev.message.as_deref(), Some("hello"));
+    }
+
+    fn summary(ev: &Event) -> (String, String, String) {
+        (
+            ev.event.dataset.clone().unwrap_or_default(),
+            ev.event.action.clone().unwrap_or_default(),
+            ev.event.category.join(","),
+        )
+    }
+
+    #[test]
+    fn each_format_reaches_its_parser() {
+        let cases = [
+            ("Dec  7 14:53:04 h sudo:    alice : TTY=pts/0 ; PWD=/ ; USER=root ; COMMAND=/bin/id", "sudo", "sudo_command", "process"),
+            ("Jun  8 14:34:33 h kernel: [5.0] IN=eth0 OUT= SRC=195.54.160.107 DST=10.0.0.1 PROTO=TCP SPT=1 DPT=22", "firewall", "firewall_log", "network"),
+            ("Mon Jun  8 12:08:53 2020 [pid 27244] [user] FAIL LOGIN: Client \"::ffff:93.24.101.89\"", "vsftpd", "ftp_login", "authentication"),
+            ("2022-06-29 16:04:05 dovecot_plain authenticator failed for (mail.test.com) [202.137.142.181]:47807: 535 Incorrect authentication data (set_id=dave)", "exim", "smtp_auth_failure", "authentication"),
+            ("2021-05-28 18:08:34,399 mantis proftpd[498819] mantis (192.168.1.142[192.168.1.142]): USER seb (Login failed): Incorrect password", "proftpd", "ftp_login", "authentication"),
+            ("type=ANOM_ABEND msg=audit(1696431255.037:1): auid=1000 uid=1000 ses=1 pid=99 comm=\"sudo\" exe=\"/usr/bin/sudo\" sig=11 res=1", "auditd", "anom_abend", "process"),
+            ("{\"timestamp\":\"2022-07-10T23:50:05.533101+0000\",\"flow_id\":1,\"event_type\":\"alert\",\"src_ip\":\"1.2.3.4\",\"dest_ip\":\"10.0.0.1\",\"proto\":\"TCP\",\"alert\":{\"signature_id\":1,\"signature\":\"x\",\"severity\":2}}", "suricata.eve", "alert", "intrusion_detection"),
+            ("<171>1 2025-11-05T20:47:03+00:00 fw nginx - - - 2025/11/05 20:47:03 [error] 1#1: *9 open() \"/x\" failed (2: No such file or directory), client: 10.0.0.9, server: , request: \"GET /x HTTP/1.1\"", "http.error", "http_not_found", "web"),
+            ("May 11 04:02:36 host1 postfix/smtpd[26897]: warning: unknown[192.168.1.1]: SASL LOGIN authentication failed: authentication failure", "postfix", "smtp_auth_failure", "authentication"),
+        ];
+        for (line, dataset, action, category) in cases {
+            let ev = normalize_line(line, NOV_2026);
+            assert_eq!(
+                summary(&ev),
+                (
+                    dataset.to_string(),
+                    action.to_string(),
+                    category.to_string()
+                ),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn benign_lines_carry_no_category() {
+        for line in [
+            "Jun 29 16:53:37 my-vps sshd[3685002]: Close session: user ansible from 192.168.1.1 port 34928 id 0",
+            "Jun 29 16:53:37 my-vps sshd[1]: Received disconnect from 192.168.1.1 port 34928:11: disconnected by user",
+            "Jun 29 16:53:37 my-vps sshd[1]: pam_unix(sshd:session): session opened for user bob(uid=1000) by (uid=0)",
+            "Jun 29 16:53:37 my-vps CRON[2]: (root) CMD (run-parts /etc/cron.hourly)",
+            "Jan  7 14:20:06 ftpcdr pure-ftpd: (?@172.21.10.2) [INFO] user@test.com is now logged in",
+            r#"{"timestamp":"2022-07-11T05:52:18.378379+0000","flow_id":8,"event_type":"flow","src_ip":"1.2.3.6","dest_ip":"127.0.0.1","proto":"TCP","flow":{}}"#,
+        ] {
+            let ev = normalize_line(line, NOV_2026);
+            assert!(ev.event.category.is_empty(), "{line}: {:?}", ev.event);
+        }
+    }
+
+    #[test]
+    fn json_envelope_carrying_an_access_line() {
+        let ev = normalize_line(
+            r#"{"type":"log.journald","message":"frontend.0 nginx: 203.0.113.1 - - [29/Aug/2025:19:13:03 +0000] \"GET /x HTTP/1.1\" 502 1535 \"-\" \"ua\""}"#,
+            NOV_2026,
+        );
+        assert_eq!(ev.event.dataset.as_deref(), Some("http.access"));
+        assert_eq!(ev.source_ip(), Some("203.0.113.1"));
+        assert!(ev.json.is_some());
     }
 }

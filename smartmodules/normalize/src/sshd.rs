@@ -1,88 +1,106 @@
-//! sshd and PAM authentication messages.
+//! sshd messages: logins, invalid users, pre-authentication disconnects and the protocol
+//! failures scanners cause (key exchange, banner, identification, timeouts).
 
-use soc_core::event::{Endpoint, Event, User};
+use crate::ecs::{self, is_ip, FAILURE, NETWORK};
+use crate::pam;
+use soc_core::event::Event;
 
-/// What an sshd or PAM message says, applied onto an event that already has the syslog header.
+const DATASET: &str = "sshd";
+
+/// Whether `program` is the OpenSSH daemon (`sshd`, `sshd-session`, `sshd(pam_unix)`).
+pub fn is_sshd(program: &str) -> bool {
+    program.starts_with("sshd")
+}
+
+/// What an sshd (or PAM) message says, applied onto an event that already has the syslog
+/// header. Returns whether the message was recognized.
 pub fn apply(program: &str, message: &str, ev: &mut Event) -> bool {
-    if program.starts_with("sshd") {
-        if let Some(rest) = message.strip_prefix("pam_unix(") {
-            return pam(rest, ev);
-        }
-        return sshd(message, ev);
-    }
-    if let Some(rest) = message.strip_prefix("pam_unix(") {
-        return pam(rest, ev);
-    }
-    false
-}
-
-fn set_auth(ev: &mut Event, dataset: &str, action: &str, outcome: &str) {
-    ev.event.kind = soc_core::event::KIND_EVENT.to_string();
-    ev.event.category = vec!["authentication".to_string()];
-    ev.event.kind_type = vec![if outcome == "success" {
-        "start".to_string()
+    let claimed = if is_sshd(program) {
+        pam::apply(message, ev) || sshd(message, ev)
     } else {
-        "info".to_string()
-    }];
-    ev.event.action = Some(action.to_string());
-    ev.event.outcome = Some(outcome.to_string());
-    ev.event.dataset = Some(dataset.to_string());
+        pam::apply(message, ev)
+    };
+    if claimed && is_sshd(program) {
+        ecs::service(ev, "ssh");
+    }
+    claimed
 }
 
-fn set_source(ev: &mut Event, ip: &str, port: Option<&str>) {
-    ev.source = Some(Endpoint {
-        ip: Some(ip.to_string()),
-        port: port.and_then(|p| p.parse().ok()),
-        domain: None,
-    });
+fn auth(
+    ev: &mut Event,
+    action: &str,
+    outcome: &str,
+    user: Option<&str>,
+    ip: &str,
+    port: Option<&str>,
+) {
+    ecs::auth(ev, DATASET, action, outcome);
+    if let Some(user) = user {
+        ecs::user(ev, user);
+    }
+    ecs::source(ev, ip, port);
 }
 
-fn set_user(ev: &mut Event, name: &str) {
-    ev.user = Some(User {
-        name: Some(name.to_string()),
-    });
+/// A connection-level failure (no credentials involved): category `network`.
+fn refused(ev: &mut Event, action: &str, ip: &str, port: Option<&str>) {
+    ecs::mark(ev, DATASET, action, Some(NETWORK));
+    ecs::outcome(ev, FAILURE);
+    ecs::source(ev, ip, port);
 }
 
 /// `USER from IP port PORT...` where USER may contain spaces or be empty: split at the last
 /// ` from ` so a hostile user name cannot move the source IP.
 fn user_from_ip_port(s: &str) -> Option<(&str, &str, Option<&str>)> {
-    let idx = s
-        .rfind(" from ")
-        .or_else(|| s.strip_prefix("from ").map(|_| 0))?;
-    let (user, rest) = if idx == 0 && s.starts_with("from ") {
-        ("", &s[5..])
-    } else {
-        (&s[..idx], &s[idx + 6..])
+    let (user, rest) = match s.rfind(" from ") {
+        Some(idx) => (&s[..idx], &s[idx + 6..]),
+        None => ("", s.strip_prefix("from ")?),
     };
     let (ip, port) = ip_port(rest)?;
     Some((user, ip, port))
 }
 
-/// `IP port PORT ...` or `IP ...`.
+/// `IP port PORT ...`, `IP:` or `IP ...`.
 fn ip_port(s: &str) -> Option<(&str, Option<&str>)> {
     let mut it = s.split(' ');
-    let ip = it.next()?;
+    let ip = it.next()?.trim_end_matches([':', ',']);
     if !is_ip(ip) {
         return None;
     }
     let port = match it.next() {
-        Some("port") => it.next(),
+        Some("port") => it.next().map(|p| p.trim_end_matches([':', ','])),
         _ => None,
     };
     Some((ip, port))
 }
 
-pub fn is_ip(s: &str) -> bool {
-    s.parse::<std::net::IpAddr>().is_ok()
+/// `[USER ]IP port PORT` where the address is the token before the last ` port `.
+fn user_ip_before_port(r: &str) -> Option<(&str, &str, Option<&str>)> {
+    let port_idx = r.rfind(" port ")?;
+    let head = &r[..port_idx];
+    let (user, ip) = match head.rfind(' ') {
+        Some(i) => (&head[..i], &head[i + 1..]),
+        None => ("", head),
+    };
+    if !is_ip(ip) {
+        return None;
+    }
+    let port = r[port_idx + 6..]
+        .split([' ', ':'])
+        .next()
+        .filter(|p| !p.is_empty());
+    Some((user, ip, port))
 }
 
 fn sshd(msg: &str, ev: &mut Event) -> bool {
     let msg = msg.trim_end();
-    let msg = msg.strip_suffix(" [preauth]").unwrap_or(msg);
+    let (msg, preauth) = match msg.strip_suffix(" [preauth]") {
+        Some(m) => (m, true),
+        None => (msg, false),
+    };
     let (method_rest, outcome) = if let Some(r) = msg.strip_prefix("Failed ") {
-        (Some(r), "failure")
+        (Some(r), FAILURE)
     } else if let Some(r) = msg.strip_prefix("Accepted ") {
-        (Some(r), "success")
+        (Some(r), ecs::SUCCESS)
     } else {
         (None, "")
     };
@@ -98,50 +116,43 @@ fn sshd(msg: &str, ev: &mut Event) -> bool {
         let Some((user, ip, port)) = user_from_ip_port(r) else {
             return false;
         };
-        set_auth(ev, "sshd", "ssh_login", outcome);
+        auth(ev, "ssh_login", outcome, Some(user), ip, port);
         ev.event.reason = Some(if invalid {
             format!("{method}, invalid user")
         } else {
             method.to_string()
         });
-        set_user(ev, user);
-        set_source(ev, ip, port);
         return true;
     }
     if let Some(r) = msg.strip_prefix("Invalid user ") {
-        let r = if r.starts_with("from ") {
-            r
-        } else {
-            r.strip_prefix(' ').unwrap_or(r)
+        // An empty user name leaves `Invalid user  from` or `Invalid user from`.
+        let r = r.strip_prefix(' ').unwrap_or(r);
+        let Some((user, ip, port)) = user_from_ip_port(r) else {
+            return false;
         };
-        if let Some((user, ip, port)) = user_from_ip_port(r) {
-            set_auth(ev, "sshd", "ssh_invalid_user", "failure");
-            set_user(ev, user);
-            set_source(ev, ip, port);
-            return true;
-        }
-        if let Some(user_ip) = r.strip_prefix("from ") {
-            if let Some((ip, port)) = ip_port(user_ip) {
-                set_auth(ev, "sshd", "ssh_invalid_user", "failure");
-                set_user(ev, "");
-                set_source(ev, ip, port);
-                return true;
-            }
-        }
-        return false;
+        auth(ev, "ssh_invalid_user", FAILURE, Some(user), ip, port);
+        return true;
     }
     if let Some(r) = msg.strip_prefix("error: maximum authentication attempts exceeded for ") {
         let r = r.strip_prefix("invalid user ").unwrap_or(r);
-        if let Some((user, ip, port)) = user_from_ip_port(r) {
-            set_auth(ev, "sshd", "ssh_max_auth_attempts", "failure");
-            set_user(ev, user);
-            set_source(ev, ip, port);
+        let Some((user, ip, port)) = user_from_ip_port(r) else {
+            return false;
+        };
+        auth(ev, "ssh_max_auth_attempts", FAILURE, Some(user), ip, port);
+        return true;
+    }
+    // `User root from 1.2.3.4 not allowed because not listed in AllowUsers`
+    if let Some(r) = msg.strip_prefix("User ") {
+        if let Some((head, _why)) = r.split_once(" not allowed because ") {
+            let Some((user, ip, port)) = user_from_ip_port(head) else {
+                return false;
+            };
+            auth(ev, "ssh_user_not_allowed", FAILURE, Some(user), ip, port);
             return true;
         }
         return false;
     }
-    // `Connection closed by authenticating user root 1.2.3.4 port 22`
-    // `Disconnected from invalid user admin 1.2.3.4 port 22`
+    // `Connection closed by authenticating user root 1.2.3.4 port 22 [preauth]`
     for prefix in [
         "Connection closed by authenticating user ",
         "Connection closed by invalid user ",
@@ -151,40 +162,108 @@ fn sshd(msg: &str, ev: &mut Event) -> bool {
         "Connection reset by invalid user ",
     ] {
         if let Some(r) = msg.strip_prefix(prefix) {
-            // The user name may be empty or contain spaces: the IP is the token before `port`.
-            let Some(port_idx) = r.rfind(" port ") else {
+            let Some((user, ip, port)) = user_ip_before_port(r) else {
                 return false;
             };
-            let head = &r[..port_idx];
-            let (user, ip) = match head.rfind(' ') {
-                Some(i) => (&head[..i], &head[i + 1..]),
-                None => ("", head),
-            };
-            if !is_ip(ip) {
-                return false;
-            }
-            let port = r[port_idx + 6..].split(' ').next();
-            set_auth(ev, "sshd", "ssh_preauth_disconnect", "failure");
-            set_user(ev, user);
-            set_source(ev, ip, port);
+            auth(ev, "ssh_preauth_disconnect", FAILURE, Some(user), ip, port);
             return true;
         }
     }
     if let Some(r) = msg.strip_prefix("Did not receive identification string from ") {
-        if let Some((ip, port)) = ip_port(r) {
-            ev.event.kind = soc_core::event::KIND_EVENT.to_string();
-            ev.event.category = vec!["network".to_string()];
-            ev.event.action = Some("ssh_no_identification".to_string());
-            ev.event.outcome = Some("failure".to_string());
-            ev.event.dataset = Some("sshd".to_string());
-            set_source(ev, ip, port);
+        let Some((ip, port)) = ip_port(r) else {
+            return false;
+        };
+        refused(ev, "ssh_no_identification", ip, port);
+        return true;
+    }
+    if let Some(r) = msg.strip_prefix("Unable to negotiate with ") {
+        let Some((ip, port)) = ip_port(r) else {
+            return false;
+        };
+        refused(ev, "ssh_bad_key_exchange", ip, port);
+        ev.event.reason = r.split_once(": ").map(|(_, why)| why.to_string());
+        return true;
+    }
+    if let Some(r) = msg.strip_prefix("banner exchange: Connection from ") {
+        let Some((ip, port)) = ip_port(r) else {
+            return false;
+        };
+        refused(ev, "ssh_bad_banner", ip, port);
+        return true;
+    }
+    for prefix in [
+        "fatal: Timeout before authentication for ",
+        "Timeout before authentication for ",
+    ] {
+        if let Some(r) = msg.strip_prefix(prefix) {
+            let Some((ip, port)) = ip_port(r) else {
+                return false;
+            };
+            refused(ev, "ssh_auth_timeout", ip, port);
             return true;
         }
     }
+    // `ssh_dispatch_run_fatal: Connection from [authenticating user x ]IP port P: ...`
+    if let Some(r) = msg.strip_prefix("ssh_dispatch_run_fatal: Connection from ") {
+        let head = r.split(": ").next().unwrap_or(r);
+        let Some((_, ip, port)) = user_ip_before_port(head) else {
+            return false;
+        };
+        refused(ev, "ssh_dispatch_fatal", ip, port);
+        return true;
+    }
+    // `Bad protocol version identification 'x' from IP port P`, `Magic value check failed
+    // (N) on obfuscated handshake from IP port P`, `Protocol major versions differ for IP`.
+    for prefix in [
+        "Bad protocol version identification ",
+        "Magic value check failed ",
+        "Protocol major versions differ for ",
+    ] {
+        if let Some(r) = msg.strip_prefix(prefix) {
+            let found = match r.rfind(" from ") {
+                Some(i) => ip_port(&r[i + 6..]),
+                None => ip_port(r),
+            };
+            let Some((ip, port)) = found else {
+                return false;
+            };
+            refused(ev, "ssh_bad_protocol", ip, port);
+            return true;
+        }
+    }
+    // tcp_wrappers: `refused connect from host (IP)`.
+    if let Some(r) = msg.strip_prefix("refused connect from ") {
+        let ip = r
+            .rsplit_once('(')
+            .and_then(|(_, ip)| ip.strip_suffix(')'))
+            .filter(|ip| is_ip(ip));
+        let Some(ip) = ip else {
+            return false;
+        };
+        refused(ev, "ssh_refused_connect", ip, None);
+        return true;
+    }
+    // `Connection closed by IP port P [preauth]`: the client left before authenticating.
+    for prefix in [
+        "Connection closed by ",
+        "Disconnected from ",
+        "Connection reset by ",
+    ] {
+        if let Some(r) = msg.strip_prefix(prefix) {
+            if preauth {
+                if let Some((ip, port)) = ip_port(r) {
+                    auth(ev, "ssh_preauth_disconnect", FAILURE, None, ip, port);
+                    return true;
+                }
+            }
+        }
+    }
+    // Session bookkeeping: recognized, but not security events (no category).
     for (prefix, action) in [
         ("Received disconnect from ", "ssh_disconnect"),
         ("Disconnected from ", "ssh_disconnect"),
         ("Connection closed by ", "ssh_disconnect"),
+        ("Connection reset by ", "ssh_disconnect"),
         ("Connection from ", "ssh_connection"),
     ] {
         if let Some(r) = msg.strip_prefix(prefix) {
@@ -192,54 +271,11 @@ fn sshd(msg: &str, ev: &mut Event) -> bool {
                 .strip_prefix("user ")
                 .map_or(r, |u| u.split_once(' ').map_or(u, |(_, rest)| rest));
             if let Some((ip, port)) = ip_port(r) {
-                ev.event.kind = soc_core::event::KIND_EVENT.to_string();
-                ev.event.category = vec!["network".to_string()];
-                ev.event.action = Some(action.to_string());
-                ev.event.dataset = Some("sshd".to_string());
-                set_source(ev, ip, port);
+                ecs::mark(ev, DATASET, action, None);
+                ecs::source(ev, ip, port);
                 return true;
             }
         }
-    }
-    false
-}
-
-/// `pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=1.2.3.4  user=root`
-fn pam(rest: &str, ev: &mut Event) -> bool {
-    let Some((service, msg)) = rest.split_once("): ") else {
-        return false;
-    };
-    let service = service.split(':').next().unwrap_or(service);
-    if let Some(fields) = msg.strip_prefix("authentication failure;") {
-        set_auth(ev, "pam", "pam_authentication_failure", "failure");
-        ev.event.reason = Some(format!("pam {service}"));
-        for kv in fields.split_whitespace() {
-            if let Some(host) = kv.strip_prefix("rhost=") {
-                if is_ip(host) {
-                    set_source(ev, host, None);
-                }
-            } else if let Some(user) = kv.strip_prefix("user=") {
-                set_user(ev, user);
-            }
-        }
-        return true;
-    }
-    if let Some(r) = msg.strip_prefix("session opened for user ") {
-        ev.event.kind = soc_core::event::KIND_EVENT.to_string();
-        ev.event.category = vec!["session".to_string()];
-        ev.event.action = Some("session_opened".to_string());
-        ev.event.dataset = Some("pam".to_string());
-        let user = r.split([' ', '(']).next().unwrap_or("");
-        set_user(ev, user);
-        return true;
-    }
-    if let Some(r) = msg.strip_prefix("session closed for user ") {
-        ev.event.kind = soc_core::event::KIND_EVENT.to_string();
-        ev.event.category = vec!["session".to_string()];
-        ev.event.action = Some("session_closed".to_string());
-        ev.event.dataset = Some("pam".to_string());
-        set_user(ev, r.trim());
-        return true;
     }
     false
 }

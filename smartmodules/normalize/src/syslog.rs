@@ -1,18 +1,21 @@
 //! RFC 3164 and RFC 5424 syslog headers, with or without an octet-count prefix.
 
-use crate::time::{parse_bsd_timestamp, parse_rfc3339};
-use chrono::{DateTime, Utc};
+use crate::time::{parse_bsd_timestamp, parse_rfc3339_local};
+use chrono::{DateTime, FixedOffset};
 
 /// The parts of a syslog line that every program-specific parser builds on.
 #[derive(Debug, Default, PartialEq)]
 pub struct SyslogLine<'a> {
     pub priority: Option<u8>,
-    pub timestamp: Option<DateTime<Utc>>,
+    /// As written, with the writer's offset (RFC 3164 times are read as UTC).
+    pub timestamp: Option<DateTime<FixedOffset>>,
     pub hostname: Option<&'a str>,
     pub appname: Option<&'a str>,
     pub procid: Option<&'a str>,
     pub msgid: Option<&'a str>,
     pub structured_data: Option<&'a str>,
+    /// The RFC 3164 tag as written (`sshd[42]:`), for tools that show it.
+    pub tag: Option<&'a str>,
     pub message: &'a str,
     pub rfc5424: bool,
 }
@@ -83,12 +86,13 @@ fn parse_5424(priority: Option<u8>, s: &str) -> Option<SyslogLine<'_>> {
     let msg = msg.strip_prefix('\u{feff}').unwrap_or(msg);
     Some(SyslogLine {
         priority,
-        timestamp: nil(ts).and_then(parse_rfc3339),
+        timestamp: nil(ts).and_then(parse_rfc3339_local),
         hostname: nil(host),
         appname: nil(app),
         procid: nil(procid),
         msgid: nil(msgid),
         structured_data: nil(sd),
+        tag: None,
         message: msg,
         rfc5424: true,
     })
@@ -124,12 +128,13 @@ fn split_structured_data(s: &str) -> (&str, &str) {
 }
 
 fn parse_3164(priority: Option<u8>, s: &str, received_ms: i64) -> Option<SyslogLine<'_>> {
+    let s = s.trim_start_matches(' ');
     let (timestamp, rest) = match parse_bsd_timestamp(s, received_ms) {
-        Some((ts, rest)) => (Some(ts), rest),
+        Some((ts, rest)) => (Some(ts.fixed_offset()), rest),
         None => {
             // High-precision (RFC 3339) timestamps, as rsyslog and journald forward them.
             let (first, rest) = split_field(s);
-            match parse_rfc3339(first) {
+            match parse_rfc3339_local(first) {
                 Some(ts) => (Some(ts), rest),
                 // Without PRI, a line with no timestamp is not syslog.
                 None if priority.is_none() => return None,
@@ -138,17 +143,19 @@ fn parse_3164(priority: Option<u8>, s: &str, received_ms: i64) -> Option<SyslogL
         }
     };
     let rest = rest.trim_start_matches(' ');
-    // HOSTNAME is present unless the next token is already the tag (`prog[pid]:` or `prog:`).
+    // HOSTNAME is present unless the next token is already the tag (`prog[pid]:` or
+    // `prog:`) or holds characters no host name has (rsyslog's rule too).
     let (first, after_first) = split_field(rest);
-    let (hostname, tagged) = if first.ends_with(':') || looks_like_tag(first) {
+    let (hostname, tagged) = if first.ends_with(':') || !is_hostname(first) {
         (None, rest)
     } else {
-        (Some(first), after_first)
+        (nil(first), after_first)
     };
     let (appname, procid, message) = split_tag(tagged);
-    if priority.is_none() && appname.is_none() {
-        return None;
-    }
+    let tag = appname.map(|_| {
+        let consumed = tagged.len() - message.len();
+        tagged[..consumed].trim_end_matches(' ')
+    });
     Some(SyslogLine {
         priority,
         timestamp,
@@ -157,44 +164,52 @@ fn parse_3164(priority: Option<u8>, s: &str, received_ms: i64) -> Option<SyslogL
         procid,
         msgid: None,
         structured_data: None,
+        tag,
         message,
         rfc5424: false,
     })
 }
 
-fn looks_like_tag(token: &str) -> bool {
-    token.ends_with("]:") && token.contains('[')
+fn is_hostname(token: &str) -> bool {
+    token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
 }
 
-/// `prog[pid]: msg` / `prog: msg` -> (prog, pid, msg). Anything else is all message.
+/// The longest tag read; a longer first word is message text, not a program name.
+const MAX_TAG: usize = 128;
+
+/// `prog[pid]: msg`, `prog: msg` or `prog msg` -> (prog, pid, msg), as rsyslog reads the tag:
+/// the first word, ended by a colon or a space. A line that starts with a space, a colon or
+/// a bracket has no tag.
 fn split_tag(s: &str) -> (Option<&str>, Option<&str>, &str) {
-    let tag_end = s
-        .char_indices()
-        .take(64)
-        .find(|(_, c)| *c == ':' || *c == ' ' || *c == '[');
-    let Some((i, c)) = tag_end else {
-        return (None, None, s);
+    let end = s
+        .bytes()
+        .take(MAX_TAG + 1)
+        .position(|b| b == b':' || b == b' ');
+    let (token, msg) = match end {
+        Some(i) => {
+            let after = &s[i + 1..];
+            let msg = if s.as_bytes()[i] == b':' {
+                after.strip_prefix(' ').unwrap_or(after)
+            } else {
+                after
+            };
+            (&s[..i], msg)
+        }
+        None if s.len() <= MAX_TAG => (s, ""),
+        None => return (None, None, s),
     };
-    if i == 0 {
+    if token.is_empty() || token.starts_with('[') || token.len() > MAX_TAG {
         return (None, None, s);
     }
-    let prog = &s[..i];
-    match c {
-        '[' => {
-            let rest = &s[i + 1..];
-            let Some(close) = rest.find(']') else {
-                return (None, None, s);
-            };
-            let pid = &rest[..close];
-            let after = &rest[close + 1..];
-            let msg = after.strip_prefix(':').unwrap_or(after);
-            (Some(prog), Some(pid), msg.strip_prefix(' ').unwrap_or(msg))
-        }
-        ':' => {
-            let msg = &s[i + 1..];
-            (Some(prog), None, msg.strip_prefix(' ').unwrap_or(msg))
-        }
-        _ => (None, None, s),
+    match token.find('[') {
+        Some(open) if token.ends_with(']') => (
+            Some(&token[..open]),
+            Some(&token[open + 1..token.len() - 1]),
+            msg,
+        ),
+        _ => (Some(token), None, msg),
     }
 }
 
@@ -222,6 +237,10 @@ mod tests {
         assert_eq!(
             l.timestamp.expect("ts").to_rfc3339(),
             "2026-02-12T14:10:21+00:00"
+        );
+        assert_eq!(
+            l.message,
+            "Invalid user pascal from 35.188.49.176 port 53502"
         );
     }
 
@@ -269,6 +288,35 @@ mod tests {
         assert_eq!(l.priority, Some(13));
         assert_eq!(l.timestamp, None);
         assert_eq!(l.message, "hello");
+    }
+
+    #[test]
+    fn tag_without_colon_and_missing_hostname() {
+        let l = parse("<167>AUG 10 22:18:24 host tag This msg", NOV_2026).expect("parses");
+        assert_eq!(
+            (l.hostname, l.appname, l.message),
+            (Some("host"), Some("tag"), "This msg")
+        );
+        let l = parse("<27>xapi: [error|xen3] died", NOV_2026).expect("parses");
+        assert_eq!((l.hostname, l.appname), (None, Some("xapi")));
+        assert_eq!(l.message, "[error|xen3] died");
+        let l = parse("<175>Oct 16 23:47:31 #001 MSWinEventLog 0", NOV_2026).expect("parses");
+        assert_eq!((l.hostname, l.appname), (None, Some("#001")));
+        let l = parse("<14>Aug 30 23:00:05 ", NOV_2026).expect("parses");
+        assert_eq!((l.hostname, l.appname, l.message), (None, None, ""));
+    }
+
+    #[test]
+    fn rfc5424_keeps_the_writers_offset() {
+        let l = parse(
+            "<165>1 2003-08-24T05:14:15.000003-07:00 192.0.2.1 myproc 8710 - - %% do-nuts",
+            NOV_2026,
+        )
+        .expect("parses");
+        let ts = l.timestamp.expect("ts");
+        assert_eq!(ts.to_rfc3339(), "2003-08-24T05:14:15.000003-07:00");
+        assert_eq!(l.procid, Some("8710"));
+        assert_eq!(l.message, "%% do-nuts");
     }
 
     #[test]

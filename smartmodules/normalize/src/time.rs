@@ -15,13 +15,17 @@ pub fn month_from_abbrev(s: &str) -> Option<u32> {
 }
 
 pub fn parse_rfc3339(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    parse_rfc3339_local(s).map(|t| t.with_timezone(&Utc))
+}
+
+/// RFC 3339 keeping the writer's offset (the syslog header reports the time as written).
+pub fn parse_rfc3339_local(s: &str) -> Option<DateTime<FixedOffset>> {
+    DateTime::parse_from_rfc3339(s).ok()
 }
 
 /// `Mmm dd hh:mm:ss` (day space-padded or not) at the start of `s`; returns the rest.
-/// RFC 3164 times carry no zone: they are read as UTC.
+/// Also read: a year before the time (`Mar 7 2008 19:06:53`) and a colon after it
+/// (`19:06:53:`), both written by real devices. RFC 3164 times carry no zone: read as UTC.
 pub fn parse_bsd_timestamp(s: &str, received_ms: i64) -> Option<(DateTime<Utc>, &str)> {
     let month = month_from_abbrev(s.get(0..3)?)?;
     let rest = s.get(3..)?.strip_prefix(' ')?;
@@ -31,7 +35,15 @@ pub fn parse_bsd_timestamp(s: &str, received_ms: i64) -> Option<(DateTime<Utc>, 
         return None;
     }
     let day: u32 = rest[..day_len].parse().ok()?;
-    let rest = rest[day_len..].strip_prefix(' ')?;
+    let mut rest = rest[day_len..].strip_prefix(' ')?;
+    let mut year = None;
+    if let Some(y) = rest
+        .get(0..5)
+        .filter(|y| y.as_bytes()[4] == b' ' && y.as_bytes()[..4].iter().all(u8::is_ascii_digit))
+    {
+        year = y[..4].parse::<i32>().ok();
+        rest = &rest[5..];
+    }
     let hms = rest.get(0..8)?;
     let b = hms.as_bytes();
     if b[2] != b':' || b[5] != b':' {
@@ -51,7 +63,8 @@ pub fn parse_bsd_timestamp(s: &str, received_ms: i64) -> Option<(DateTime<Utc>, 
             rest = &frac[n..];
         }
     }
-    let year = infer_year(month, received_ms);
+    let rest = rest.strip_prefix(':').unwrap_or(rest);
+    let year = year.unwrap_or_else(|| infer_year(month, received_ms));
     let date = NaiveDate::from_ymd_opt(year, month, day)?;
     let t = date.and_hms_nano_opt(h, m, sec, nanos)?;
     Some((Utc.from_utc_datetime(&t), rest))
@@ -113,6 +126,79 @@ fn parse_offset(z: &str) -> Option<FixedOffset> {
     FixedOffset::east_opt(sign * (h * 3600 + m * 60))
 }
 
+/// `YYYY-MM-DD HH:MM:SS` with an optional `.fff` / `,fff` fraction, at the start of `s`
+/// (exim, proftpd). No zone is written: read as UTC. Returns the rest after one space.
+pub fn parse_iso_space(s: &str) -> Option<(DateTime<Utc>, &str)> {
+    let b = s.as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b' '
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let t = s.get(r)?;
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
+    let date = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+    let mut rest = s.get(19..)?;
+    let mut nanos = 0;
+    if let Some(frac) = rest.strip_prefix(['.', ',']) {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count().min(9);
+        if n > 0 {
+            nanos = frac[..n].parse::<u32>().ok()? * 10u32.pow(9 - n as u32);
+        }
+        rest = &frac[n..];
+    }
+    let t = date.and_hms_nano_opt(num(11..13)?, num(14..16)?, num(17..19)?, nanos)?;
+    Some((Utc.from_utc_datetime(&t), rest.strip_prefix(' ')?))
+}
+
+/// `Www Mmm d hh:mm:ss[.ffffff] yyyy` (ctime, as apache's error log and vsftpd write it),
+/// at the start of `s`. Read as UTC. Returns the rest.
+pub fn parse_ctime(s: &str) -> Option<(DateTime<Utc>, &str)> {
+    let rest = s.get(4..)?;
+    if !matches!(s.get(3..4), Some(" ")) {
+        return None;
+    }
+    let month = month_from_abbrev(rest.get(0..3)?)?;
+    let rest = rest[3..].trim_start_matches(' ');
+    let day_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if day_len == 0 || day_len > 2 {
+        return None;
+    }
+    let day: u32 = rest[..day_len].parse().ok()?;
+    let rest = rest[day_len..].strip_prefix(' ')?;
+    let hms = rest.get(0..8)?;
+    let hb = hms.as_bytes();
+    if hb[2] != b':' || hb[5] != b':' {
+        return None;
+    }
+    let (h, m, sec): (u32, u32, u32) = (
+        hms[0..2].parse().ok()?,
+        hms[3..5].parse().ok()?,
+        hms[6..8].parse().ok()?,
+    );
+    let mut rest = &rest[8..];
+    let mut nanos = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count().min(9);
+        if n > 0 {
+            nanos = frac[..n].parse::<u32>().ok()? * 10u32.pow(9 - n as u32);
+        }
+        rest = &frac[n..];
+    }
+    let rest = rest.strip_prefix(' ')?;
+    let year: i32 = rest.get(0..4)?.parse().ok()?;
+    let t = NaiveDate::from_ymd_opt(year, month, day)?.and_hms_nano_opt(h, m, sec, nanos)?;
+    Some((Utc.from_utc_datetime(&t), &rest[4..]))
+}
+
 pub fn format(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -155,8 +241,34 @@ mod tests {
     }
 
     #[test]
+    fn iso_space_and_ctime() {
+        let (t, rest) = parse_iso_space("2021-05-28 18:08:01,124 mantis").expect("parses");
+        assert_eq!(format(t), "2021-05-28T18:08:01.124Z");
+        assert_eq!(rest, "mantis");
+        assert!(parse_iso_space("2021-05-28T18:08:01 x").is_none());
+        let (t, rest) = parse_ctime("Thu Oct 13 12:24:49.880562 2022] [x]").expect("parses");
+        assert_eq!(format(t), "2022-10-13T12:24:49.880Z");
+        assert_eq!(rest, "] [x]");
+        let (t, _) = parse_ctime("Mon Jun  9 12:08:53 2020 [pid 1]").expect("parses");
+        assert_eq!(format(t), "2020-06-09T12:08:53.000Z");
+        assert!(parse_ctime("Mon Foo  9 12:08:53 2020").is_none());
+    }
+
+    #[test]
     fn impossible_dates_are_rejected() {
         assert!(parse_bsd_timestamp("Feb 31 01:02:03 h", 1_795_000_000_000).is_none());
         assert!(parse_bsd_timestamp("Foo  1 01:02:03 h", 1_795_000_000_000).is_none());
+    }
+
+    #[test]
+    fn bsd_time_with_year_and_trailing_colon() {
+        let (t, rest) =
+            parse_bsd_timestamp("Mar 7 2008 19:06:53: example", 1_795_000_000_000).expect("parses");
+        assert_eq!(format(t), "2008-03-07T19:06:53.000Z");
+        assert_eq!(rest, " example");
+        // A year after the time is not part of it: rsyslog reads it as the host name.
+        let (_, rest) =
+            parse_bsd_timestamp("Aug 10 22:18:24 2009 h", 1_795_000_000_000).expect("parses");
+        assert_eq!(rest, " 2009 h");
     }
 }

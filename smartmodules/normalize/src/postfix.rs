@@ -1,0 +1,119 @@
+//! postfix smtpd: SASL authentication failures, NOQUEUE rejects (RCPT, HELO, relay) and
+//! protocol abuse (pipelining, non-SMTP commands).
+
+use crate::ecs::{self, FAILURE, NETWORK};
+use soc_core::event::Event;
+
+const DATASET: &str = "postfix";
+
+pub fn is_postfix(program: &str) -> bool {
+    program.starts_with("postfix")
+}
+
+fn client(ev: &mut Event, s: &str) -> bool {
+    match ecs::bracketed_ip(s) {
+        Some(ip) => {
+            ecs::source(ev, ip, None);
+            ecs::service(ev, "smtp");
+            true
+        }
+        None => false,
+    }
+}
+
+pub fn apply(msg: &str, ev: &mut Event) -> bool {
+    // `warning: unknown[1.2.3.4]: SASL LOGIN authentication failed: authentication failure`
+    if let Some(r) = msg.strip_prefix("warning: ") {
+        if let Some(i) = r.find(": SASL ") {
+            if r[i..].contains("authentication failed") {
+                let mut probe = Event::default();
+                if !client(&mut probe, &r[..i]) {
+                    return false;
+                }
+                ecs::auth(ev, DATASET, "smtp_auth_failure", FAILURE);
+                ev.source = probe.source;
+                ev.service = probe.service;
+                ev.event.reason = r[i + 2..].split(':').next().map(str::to_string);
+                return true;
+            }
+        }
+        // `non-SMTP command from unknown[1.2.3.4]: GET / HTTP/1.1`
+        if let Some(from) = r.strip_prefix("non-SMTP command from ") {
+            return violation(ev, from, "non-SMTP command");
+        }
+        return false;
+    }
+    // `improper command pipelining after CONNECT from unknown[1.2.3.4]: ...`
+    if let Some(r) = msg.strip_prefix("improper command pipelining after ") {
+        let from = r.split_once(" from ").map_or(r, |(_, f)| f);
+        return violation(ev, from, "improper command pipelining");
+    }
+    // `NOQUEUE: reject: RCPT from unknown[1.2.3.4]: 554 5.7.1 <x>: Relay access denied; ...`
+    if let Some(r) = msg
+        .strip_prefix("NOQUEUE: reject: ")
+        .or_else(|| msg.split_once(": reject: ").map(|(_, r)| r))
+    {
+        let Some((_, from)) = r.split_once(" from ") else {
+            return false;
+        };
+        let head = from.split(": ").next().unwrap_or(from);
+        if !client(ev, head) {
+            return false;
+        }
+        ecs::mark(ev, DATASET, "smtp_reject", Some(NETWORK));
+        ecs::outcome(ev, FAILURE);
+        // The reason follows the status codes: `... <x>: Relay access denied; from=...`.
+        let why = from.split("; from=").next().unwrap_or(from);
+        ev.event.reason = why.rsplit(": ").next().map(str::to_string);
+        return true;
+    }
+    false
+}
+
+fn violation(ev: &mut Event, from: &str, reason: &str) -> bool {
+    let head = from.split(": ").next().unwrap_or(from);
+    if !client(ev, head) {
+        return false;
+    }
+    ecs::mark(ev, DATASET, "smtp_protocol_violation", Some(NETWORK));
+    ecs::outcome(ev, FAILURE);
+    ev.event.reason = Some(reason.to_string());
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(msg: &str) -> Option<Event> {
+        let mut ev = Event::default();
+        apply(msg, &mut ev).then_some(ev)
+    }
+
+    #[test]
+    fn sasl_failure_and_rejects() {
+        let ev = run("warning: unknown[192.168.1.1]: SASL LOGIN authentication failed: authentication failure")
+            .expect("parsed");
+        assert_eq!(ev.event.action.as_deref(), Some("smtp_auth_failure"));
+        assert_eq!(ev.source_ip(), Some("192.168.1.1"));
+        assert_eq!(ev.event.category, vec!["authentication"]);
+        let ev = run("NOQUEUE: reject: RCPT from static.example[192.168.1.2]: 454 4.7.1 <a@b.c>: Relay access denied; from=<s@d.t> to=<s@d.t> proto=ESMTP helo=<W>")
+            .expect("parsed");
+        assert_eq!(ev.event.action.as_deref(), Some("smtp_reject"));
+        assert_eq!(ev.source_ip(), Some("192.168.1.2"));
+        assert_eq!(ev.event.reason.as_deref(), Some("Relay access denied"));
+        let ev = run("warning: non-SMTP command from unknown[192.168.1.3]: GET / HTTP/1.1")
+            .expect("parsed");
+        assert_eq!(ev.event.action.as_deref(), Some("smtp_protocol_violation"));
+        let ev = run("improper command pipelining after CONNECT from unknown[10.0.0.9]: \\r\\n")
+            .expect("parsed");
+        assert_eq!(ev.source_ip(), Some("10.0.0.9"));
+    }
+
+    #[test]
+    fn benign_lines_are_not_claimed() {
+        assert!(run("connect from unknown[192.168.1.1]").is_none());
+        assert!(run("4F2A: client=unknown[192.168.1.1]").is_none());
+        assert!(run("warning: hostname x does not resolve to address 1.2.3.4").is_none());
+    }
+}
