@@ -2,52 +2,90 @@
 //! id (`soc/ssh-bruteforce` lives in `ssh-bruteforce.yaml`), with its test cases beside it
 //! in `<name>.tests/`.
 
+pub mod detection;
+pub mod sigma;
 pub mod threshold;
 
 use crate::error::{Error, Result};
+pub use detection::Detection;
 use serde::Deserialize;
 use serde_json::Value;
 use soc_core::Severity;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// One condition on a field of the normalized event. An array field matches when any of its
-/// elements does.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// Default window of a rule that sets none: matches closer than this are one incident.
+pub const DEFAULT_WINDOW_SECS: u64 = 300;
+
+/// A rule file as written (the native format). `detection` is Sigma's detection block.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Condition {
-    /// Dotted ECS path, e.g. `event.outcome`.
-    pub field: String,
-    /// The field equals this value.
+struct RuleFile {
+    id: String,
+    title: String,
     #[serde(default)]
-    pub equals: Option<String>,
-    /// The field equals one of these values.
+    description: String,
+    severity: Severity,
     #[serde(default)]
-    pub any_of: Option<Vec<String>>,
-    /// The field is present (true) or absent (false).
+    mitre: Vec<String>,
+    detection: serde_yaml::Value,
+    #[serde(default = "default_group_by")]
+    group_by: OneOrMany,
+    #[serde(default = "one")]
+    threshold: u64,
+    #[serde(default = "default_window")]
+    window_secs: u64,
     #[serde(default)]
-    pub exists: Option<bool>,
+    distinct: Option<String>,
+    #[serde(default)]
+    references: Vec<String>,
 }
 
-/// A windowed threshold rule: `threshold` matching events with the same `group_by` value
-/// within `window_secs` of event time raise one incident.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+fn default_group_by() -> OneOrMany {
+    OneOrMany::One("source.ip".into())
+}
+const fn one() -> u64 {
+    1
+}
+const fn default_window() -> u64 {
+    DEFAULT_WINDOW_SECS
+}
+
+/// A detection: events matching `detection` are counted per `group_by` key; when `threshold`
+/// of them (or of distinct `distinct` values) fall within `window_secs` of event time, one
+/// incident opens, and later matches within the window update it. `threshold: 1` makes a
+/// single-event rule whose repeats are grouped into one incident.
+#[derive(Debug, Clone)]
 pub struct Rule {
     pub id: String,
     pub title: String,
-    #[serde(default)]
     pub description: String,
     pub severity: Severity,
     /// MITRE ATT&CK technique ids.
-    #[serde(default)]
     pub mitre: Vec<String>,
-    /// Every condition must hold.
-    pub filter: Vec<Condition>,
-    /// Dotted path of the field that keys the window, e.g. `source.ip`.
-    pub group_by: String,
+    pub detection: Detection,
+    /// Dotted paths of the fields that key the window; the first one present is used.
+    pub group_by: Vec<String>,
     pub threshold: u64,
     pub window_secs: u64,
+    /// Count distinct values of this field instead of events.
+    pub distinct: Option<String>,
+    pub references: Vec<String>,
+    /// `native` or `sigma`, and the Sigma rule's own id.
+    pub format: RuleFormat,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuleFormat {
+    Native,
+    Sigma { sigma_id: Option<String> },
 }
 
 /// Look up a dotted path in a JSON object.
@@ -55,62 +93,33 @@ pub fn lookup<'a>(event: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(event, |v, key| v.get(key))
 }
 
-fn value_matches(v: &Value, pred: &dyn Fn(&str) -> bool) -> bool {
+/// A field value usable as a key: a non-empty string or a number.
+pub fn key_string(v: &Value) -> Option<String> {
     match v {
-        Value::String(s) => pred(s),
-        Value::Number(n) => pred(&n.to_string()),
-        Value::Bool(b) => pred(if *b { "true" } else { "false" }),
-        Value::Array(items) => items.iter().any(|i| value_matches(i, pred)),
-        _ => false,
-    }
-}
-
-impl Condition {
-    pub fn matches(&self, event: &Value) -> bool {
-        let v = lookup(event, &self.field).filter(|v| !v.is_null());
-        if let Some(want) = self.exists {
-            if v.is_some() != want {
-                return false;
-            }
-        }
-        if let Some(eq) = &self.equals {
-            match v {
-                Some(v) if value_matches(v, &|s| s == eq) => {}
-                _ => return false,
-            }
-        }
-        if let Some(any) = &self.any_of {
-            match v {
-                Some(v) if value_matches(v, &|s| any.iter().any(|a| a == s)) => {}
-                _ => return false,
-            }
-        }
-        true
-    }
-
-    fn validate(&self) -> std::result::Result<(), String> {
-        if self.equals.is_none() && self.any_of.is_none() && self.exists.is_none() {
-            return Err(format!(
-                "condition on `{}` needs one of equals, any_of, exists",
-                self.field
-            ));
-        }
-        Ok(())
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
     }
 }
 
 impl Rule {
     pub fn matches(&self, event: &Value) -> bool {
-        self.filter.iter().all(|c| c.matches(event))
+        self.detection.matches(event)
     }
 
-    /// The group key of an event, if it has one (string or number).
-    pub fn key_of(&self, event: &Value) -> Option<String> {
-        match lookup(event, &self.group_by)? {
-            Value::String(s) if !s.is_empty() => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        }
+    /// The group key of an event and the field it came from, if it has one.
+    pub fn key_of(&self, event: &Value) -> Option<(&str, String)> {
+        self.group_by.iter().find_map(|f| {
+            lookup(event, f)
+                .and_then(key_string)
+                .map(|k| (f.as_str(), k))
+        })
+    }
+
+    /// The value counted by a `distinct` rule.
+    pub fn distinct_of(&self, event: &Value) -> Option<String> {
+        let f = self.distinct.as_deref()?;
+        lookup(event, f).and_then(key_string)
     }
 
     fn validate(&self, file: &Path) -> Result<()> {
@@ -124,18 +133,11 @@ impl Rule {
         if self.window_secs == 0 {
             return Err(bad("window_secs must be at least 1".into()));
         }
-        if self.filter.is_empty() {
-            return Err(bad("filter needs at least one condition".into()));
-        }
-        for c in &self.filter {
-            c.validate().map_err(bad)?;
+        if self.group_by.is_empty() {
+            return Err(bad("group_by needs at least one field".into()));
         }
         for t in &self.mitre {
-            let ok = t.starts_with('T')
-                && t[1..]
-                    .split('.')
-                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-            if !ok {
+            if !is_technique_id(t) {
                 return Err(bad(format!(
                     "`{t}` is not an ATT&CK technique id (T1234 or T1234.001)"
                 )));
@@ -153,6 +155,13 @@ impl Rule {
         }
         Ok(())
     }
+}
+
+pub fn is_technique_id(t: &str) -> bool {
+    t.starts_with('T')
+        && t[1..]
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Overrides of a rule's tuning, from configuration.
@@ -193,10 +202,41 @@ pub fn load_rule(path: &Path) -> Result<Rule> {
         file: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    let rule: Rule = serde_yaml::from_str(&text).map_err(|e| Error::Rule {
+    parse_rule(&text, path)
+}
+
+/// Parse a rule's text; `path` names it in errors and must match its id.
+pub fn parse_rule(text: &str, path: &Path) -> Result<Rule> {
+    let bad = |reason: String| Error::Rule {
         file: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+        reason,
+    };
+    let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| bad(e.to_string()))?;
+    // Sigma rules are recognised by their `logsource`; native rules have none.
+    let rule = if doc.get("logsource").is_some() {
+        sigma::from_sigma(&doc, path).map_err(bad)?
+    } else {
+        let f: RuleFile = serde_yaml::from_value(doc).map_err(|e| bad(e.to_string()))?;
+        let detection = Detection::parse(&f.detection, &|field| Some(field.to_string()))
+            .map_err(|e| bad(format!("detection: {e}")))?;
+        Rule {
+            id: f.id,
+            title: f.title,
+            description: f.description,
+            severity: f.severity,
+            mitre: f.mitre,
+            detection,
+            group_by: match f.group_by {
+                OneOrMany::One(s) => vec![s],
+                OneOrMany::Many(v) => v,
+            },
+            threshold: f.threshold,
+            window_secs: f.window_secs,
+            distinct: f.distinct,
+            references: f.references,
+            format: RuleFormat::Native,
+        }
+    };
     rule.validate(path)?;
     Ok(rule)
 }
@@ -238,20 +278,6 @@ pub fn default_rules_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn conditions_match_arrays_and_presence() {
-        let ev = json!({"event": {"category": ["authentication"], "outcome": "failure"}, "source": {"ip": "1.2.3.4"}});
-        let c = |yaml: &str| serde_yaml::from_str::<Condition>(yaml).expect("condition");
-        assert!(c("{field: event.category, equals: authentication}").matches(&ev));
-        assert!(!c("{field: event.category, equals: web}").matches(&ev));
-        assert!(c("{field: event.outcome, any_of: [failure, unknown]}").matches(&ev));
-        assert!(c("{field: source.ip, exists: true}").matches(&ev));
-        assert!(!c("{field: user.name, exists: true}").matches(&ev));
-        assert!(!c("{field: user.name, equals: root}").matches(&ev));
-    }
-
     #[test]
     fn shipped_rules_load_and_validate() {
         let rules = load_rules(&default_rules_dir(), &BTreeMap::new()).expect("rules load");
@@ -284,7 +310,7 @@ mod tests {
         let f = dir.path().join("bad.yaml");
         std::fs::write(
             &f,
-            "id: soc/bad\ntitle: x\nseverity: high\nmitre: [X1]\nfilter: [{field: a, equals: b}]\ngroup_by: a\nthreshold: 1\nwindow_secs: 1\n",
+            "id: soc/bad\ntitle: x\nseverity: high\nmitre: [X1]\ndetection: {sel: {a: b}, condition: sel}\n",
         )
         .expect("write");
         let err = load_rule(&f).expect_err("bad mitre id").to_string();

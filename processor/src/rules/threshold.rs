@@ -35,6 +35,9 @@ pub struct Incident {
     pub evidence: Vec<Value>,
     pub host_name: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The `group_by` field the key came from.
+    #[serde(default)]
+    pub group_field: Option<String>,
 }
 
 /// Key of a state entry: (rule index, group key).
@@ -117,9 +120,10 @@ impl Detector {
             if !rule.matches(event) {
                 continue;
             }
-            let Some(key) = rule.key_of(event) else {
+            let Some((group_field, key)) = rule.key_of(event) else {
                 continue;
             };
+            let group_field = group_field.to_string();
             let window_ms = (rule.window_secs as i64) * 1000;
             let threshold = rule.threshold as usize;
             let sk = (idx, key);
@@ -140,6 +144,16 @@ impl Detector {
                     continue;
                 }
                 state.incident = None;
+            }
+            if rule.distinct.is_some() {
+                // One entry per distinct value (the latest), so the window's length is the
+                // number of distinct values and memory stays bounded by the threshold.
+                let Some(value) = rule.distinct_of(event) else {
+                    continue;
+                };
+                state
+                    .window
+                    .retain(|(_, e)| rule.distinct_of(e).as_deref() != Some(value.as_str()));
             }
             state.window.push_back((ts, event.clone()));
             state.window.retain(|(t, _)| *t > ts - window_ms);
@@ -164,6 +178,7 @@ impl Detector {
                     host_name: evidence.first().and_then(host_of),
                     evidence,
                     created_at: now,
+                    group_field: Some(group_field),
                 };
                 state.window.clear();
                 out.push(to_alert(rule, &sk.1, &inc, now));
@@ -222,13 +237,18 @@ fn to_alert(rule: &Rule, key: &str, inc: &Incident, now: DateTime<Utc>) -> Alert
         .and_then(|e| super::lookup(e, "source.ip"))
         .and_then(Value::as_str)
         .map(str::to_string);
+    let group_by = inc
+        .group_field
+        .clone()
+        .or_else(|| rule.group_by.first().cloned())
+        .unwrap_or_default();
     Alert {
         id: inc.id,
         rule_id: rule.id.clone(),
-        title: format!("{}: {} = {}", rule.title, rule.group_by, key),
+        title: format!("{}: {} = {}", rule.title, group_by, key),
         severity: rule.severity,
         mitre: rule.mitre.clone(),
-        group_by: rule.group_by.clone(),
+        group_by,
         group_key: key.to_string(),
         source_ip,
         host_name: inc.host_name.clone(),
@@ -248,9 +268,12 @@ mod tests {
     use serde_json::json;
 
     fn rule(threshold: u64, window_secs: u64) -> Rule {
-        serde_yaml::from_str(&format!(
-            "id: soc/t\ntitle: T\nseverity: high\nmitre: [T1110]\nfilter: [{{field: event.outcome, equals: failure}}]\ngroup_by: source.ip\nthreshold: {threshold}\nwindow_secs: {window_secs}\n"
-        ))
+        crate::rules::parse_rule(
+            &format!(
+                "id: soc/t\ntitle: T\nseverity: high\nmitre: [T1110]\ndetection: {{sel: {{event.outcome: failure}}, condition: sel}}\ngroup_by: source.ip\nthreshold: {threshold}\nwindow_secs: {window_secs}\n"
+            ),
+            std::path::Path::new("t.yaml"),
+        )
         .expect("rule")
     }
 
@@ -363,5 +386,45 @@ mod tests {
             vec![("soc/t".to_string(), "a".to_string())]
         );
         assert_eq!(d.open_keys(), 1);
+    }
+
+    #[test]
+    fn distinct_rules_count_distinct_values_not_events() {
+        let r = crate::rules::parse_rule(
+            "id: soc/d\ntitle: D\nseverity: medium\ndetection: {sel: {http.response.status_code: 404}, condition: sel}\ndistinct: url.path\nthreshold: 3\nwindow_secs: 10\n",
+            std::path::Path::new("d.yaml"),
+        )
+        .expect("rule");
+        let ev = |path: &str, secs: i64| {
+            let t = DateTime::from_timestamp(1_700_000_000 + secs, 0).expect("time");
+            json!({"@timestamp": t.to_rfc3339(), "source": {"ip": "a"}, "url": {"path": path},
+                   "http": {"response": {"status_code": 404}}})
+        };
+        let mut d = Detector::new(vec![r]);
+        let same = run(
+            &mut d,
+            &[ev("/x", 0), ev("/x", 1), ev("/x", 2), ev("/y", 3)],
+        );
+        assert!(same.is_empty(), "two distinct paths are below 3");
+        let alerts = run(&mut d, &[ev("/z", 4)]);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].count, 3);
+    }
+
+    #[test]
+    fn group_by_falls_back_to_the_next_field_present() {
+        let r = crate::rules::parse_rule(
+            "id: soc/g\ntitle: G\nseverity: low\ndetection: {sel: {event.action: x}, condition: sel}\ngroup_by: [source.ip, user.name]\n",
+            std::path::Path::new("g.yaml"),
+        )
+        .expect("rule");
+        let mut d = Detector::new(vec![r]);
+        let alerts = run(
+            &mut d,
+            &[json!({"event": {"action": "x"}, "user": {"name": "bob"}})],
+        );
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].group_by, "user.name");
+        assert_eq!(alerts[0].group_key, "bob");
     }
 }
