@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod embedded;
+pub mod eval;
 pub mod paths;
 
 use anyhow::{bail, Context, Result};
@@ -43,6 +44,8 @@ pub enum Command {
     Migrate(DbArgs),
     /// Measure chain throughput, pipeline throughput and line-to-WebSocket latency.
     Bench(bench::BenchArgs),
+    /// Score the detections against the CrowdSec hub's tests (e.g. ../shared/corpora/crowdsec-hub).
+    Eval(eval::EvalArgs),
 }
 
 #[derive(Args, Clone, Default)]
@@ -276,6 +279,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench(args) => bench::run(args).await,
+        Command::Eval(args) => eval::run(args),
     }
 }
 

@@ -14,7 +14,7 @@ use crate::store::Store;
 use chrono::Utc;
 use sea_orm::DatabaseConnection;
 use serde_json::Value;
-use soc_core::stream::{ConsumerSpec, LogStream, ProduceRecord, StartFrom};
+use soc_core::stream::{ConsumerSpec, LogStream, ProduceRecord, Record, StartFrom};
 use soc_core::Alert;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,6 +78,44 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Run a batch of normalized records through the detector: the alerts raised or updated, one
+/// revision (the newest) per incident, in the order incidents first appear.
+pub fn detect<'a>(
+    detector: &mut Detector,
+    records: impl IntoIterator<Item = &'a Record>,
+    now: chrono::DateTime<Utc>,
+    stats: &ProcessorStats,
+    partition: u32,
+) -> Vec<Alert> {
+    let mut alerts: Vec<Alert> = Vec::new();
+    let mut alert_index: HashMap<Uuid, usize> = HashMap::new();
+    for rec in records {
+        stats.records.fetch_add(1, Ordering::Relaxed);
+        let event: Value = match serde_json::from_slice(&rec.value) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => {
+                stats.invalid_records.fetch_add(1, Ordering::Relaxed);
+                warn!(
+                    partition,
+                    offset = rec.offset,
+                    "record is not a normalized event"
+                );
+                continue;
+            }
+        };
+        for alert in detector.process(&event, rec.timestamp_ms, now) {
+            match alert_index.get(&alert.id) {
+                Some(&i) => alerts[i] = alert,
+                None => {
+                    alert_index.insert(alert.id, alerts.len());
+                    alerts.push(alert);
+                }
+            }
+        }
+    }
+    alerts
 }
 
 async fn publish(stream: &dyn LogStream, topic: &str, alerts: &[Alert]) -> Result<()> {
@@ -153,38 +191,12 @@ async fn run_partition(
         };
         let t_read = Instant::now();
         let now = Utc::now();
-        let mut alerts: Vec<Alert> = Vec::new();
-        // Position in `alerts` by id: one revision per incident and batch, the newest.
-        let mut alert_index: HashMap<Uuid, usize> = HashMap::new();
         let start_offset = next_offset;
-        for rec in &batch {
-            if rec.offset < start_offset {
-                continue; // already in the checkpointed state
-            }
-            next_offset = rec.offset + 1;
-            stats.records.fetch_add(1, Ordering::Relaxed);
-            let event: Value = match serde_json::from_slice(&rec.value) {
-                Ok(v @ Value::Object(_)) => v,
-                _ => {
-                    stats.invalid_records.fetch_add(1, Ordering::Relaxed);
-                    warn!(
-                        partition,
-                        offset = rec.offset,
-                        "record is not a normalized event"
-                    );
-                    continue;
-                }
-            };
-            for alert in detector.process(&event, rec.timestamp_ms, now) {
-                match alert_index.get(&alert.id) {
-                    Some(&i) => alerts[i] = alert,
-                    None => {
-                        alert_index.insert(alert.id, alerts.len());
-                        alerts.push(alert);
-                    }
-                }
-            }
+        let fresh: Vec<&Record> = batch.iter().filter(|r| r.offset >= start_offset).collect();
+        if let Some(last) = fresh.last() {
+            next_offset = last.offset + 1;
         }
+        let alerts = detect(&mut detector, fresh, now, &stats, partition);
         if last_expire.elapsed() >= EXPIRE_EVERY {
             detector.expire();
             last_expire = Instant::now();

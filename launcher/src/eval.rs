@@ -1,0 +1,485 @@
+//! `soc eval`: score the detections against the CrowdSec hub's tests.
+//!
+//! Each test's log file goes through the deployed SmartModule chain (`normalize` and
+//! `filter`, the same `.wasm` the processor runs) and the processor's detector with every
+//! shipped rule, fresh for each test, timed by the logs' own timestamps. Only storage and
+//! transport are left out: they do not change which alerts are raised.
+//!
+//! Alerts are scored against `tests_index.jsonl` as sets of (attack family, source) per
+//! test. A source matches an alert's group key or its source IP. An alert matching no
+//! expected pair is *spurious* when the test expects no alert or its source is not one the
+//! test accuses; an alert of another family against an accused source is counted apart as
+//! *additional* (the hub's tests load only the scenarios under test, so they cannot say
+//! whether it is right).
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use soc_core::stream::chain::{Chain, ModuleRegistry};
+use soc_core::stream::Record;
+use soc_core::Alert;
+use soc_processor::pipeline::{detect, ProcessorStats};
+use soc_processor::rules::threshold::Detector;
+use soc_processor::rules::{load_rules, Rule};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Clone)]
+pub struct EvalArgs {
+    /// The hub corpus: a folder with `tests_index.jsonl` and `tests/<name>/`.
+    pub corpus: PathBuf,
+    /// Scoring configuration (scope and family mapping).
+    #[arg(long)]
+    pub mapping: Option<PathBuf>,
+    /// Print the report as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Only tests whose name contains this.
+    #[arg(long)]
+    pub only: Option<String>,
+    /// Also list the alerts of every test.
+    #[arg(long)]
+    pub verbose: bool,
+    #[command(flatten)]
+    pub paths: crate::CommonPaths,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Mapping {
+    supported_parsers: Vec<String>,
+    enrichers: Vec<String>,
+    scenario_families: Vec<ScenarioFamily>,
+    rule_families: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ScenarioFamily {
+    scenario: String,
+    family: String,
+}
+
+/// Family of scenarios that do not describe an attack; their expectations are not scored.
+const NOT_APPLICABLE: &str = "not-applicable";
+
+fn wildcard(pattern: &str, s: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == s;
+    }
+    let (first, rest) = parts.split_first().unwrap_or((&"", &[]));
+    let Some(mut tail) = s.strip_prefix(first) else {
+        return false;
+    };
+    let (last, middle) = rest.split_last().unwrap_or((&"", &[]));
+    for part in middle {
+        match tail.find(part) {
+            Some(i) => tail = &tail[i + part.len()..],
+            None => return false,
+        }
+    }
+    tail.ends_with(last)
+}
+
+impl Mapping {
+    pub fn load(path: &Path) -> Result<Mapping> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    pub fn default_path() -> PathBuf {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/eval/crowdsec-hub.yaml"))
+    }
+
+    fn scenario_family(&self, scenario: &str) -> String {
+        let name = scenario.rsplit('/').next().unwrap_or(scenario);
+        self.scenario_families
+            .iter()
+            .find(|f| wildcard(&f.scenario, name))
+            .map_or_else(|| name.to_string(), |f| f.family.clone())
+    }
+
+    fn rule_family(&self, rule_id: &str) -> String {
+        self.rule_families
+            .iter()
+            .find(|(pat, _)| wildcard(pat, rule_id))
+            .map_or_else(|| rule_id.to_string(), |(_, f)| f.clone())
+    }
+
+    fn parser_name(p: &str) -> String {
+        // `./parsers/s01-parse/crowdsecurity/nginx-logs.yaml` -> `crowdsecurity/nginx-logs`
+        let p = p.trim_end_matches(".yaml");
+        let mut it = p.rsplit('/');
+        let name = it.next().unwrap_or_default();
+        match it.next() {
+            Some(author) => format!("{author}/{name}"),
+            None => name.to_string(),
+        }
+    }
+
+    fn in_scope(&self, parsers: &[String]) -> bool {
+        parsers.iter().all(|p| {
+            let p = Self::parser_name(p);
+            self.supported_parsers.contains(&p) || self.enrichers.iter().any(|e| wildcard(e, &p))
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct HubTest {
+    test: String,
+    log_file: String,
+    log_type: String,
+    #[serde(default)]
+    parsers: Vec<String>,
+    #[serde(default)]
+    overflows: Option<Vec<Overflow>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Overflow {
+    scenario: Option<String>,
+    #[serde(default)]
+    sources: Vec<String>,
+}
+
+/// What one test expected and what the pipeline raised.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestResult {
+    pub test: String,
+    pub log_type: String,
+    pub in_scope: bool,
+    pub lines: usize,
+    /// (family, source) pairs expected.
+    pub expected: BTreeSet<(String, String)>,
+    pub found: BTreeSet<(String, String)>,
+    pub missed: BTreeSet<(String, String)>,
+    /// (family, key) of alerts against no accused source.
+    pub spurious: BTreeSet<(String, String)>,
+    /// (family, key) of alerts of another family against an accused source.
+    pub additional: BTreeSet<(String, String)>,
+    /// Rule ids and keys of every alert raised.
+    pub alerts: Vec<(String, String)>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct Score {
+    pub tests: usize,
+    pub expected: usize,
+    pub found: usize,
+    pub missed: usize,
+    pub spurious: usize,
+    pub additional: usize,
+}
+
+impl Score {
+    fn add(&mut self, r: &TestResult) {
+        self.tests += 1;
+        self.expected += r.expected.len();
+        self.found += r.found.len();
+        self.missed += r.missed.len();
+        self.spurious += r.spurious.len();
+        self.additional += r.additional.len();
+    }
+
+    /// Share of expected alerts found.
+    pub fn recall(&self) -> f64 {
+        if self.expected == 0 {
+            1.0
+        } else {
+            self.found as f64 / self.expected as f64
+        }
+    }
+
+    /// Share of raised alerts that are not spurious (additional ones count as raised, right).
+    pub fn precision(&self) -> f64 {
+        let raised = self.found + self.spurious + self.additional;
+        if raised == 0 {
+            1.0
+        } else {
+            1.0 - self.spurious as f64 / raised as f64
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub tests: Vec<TestResult>,
+    pub in_scope: Score,
+    pub all: Score,
+    pub by_log_type: BTreeMap<String, Score>,
+    pub by_family: BTreeMap<String, Score>,
+}
+
+/// Feeds test logs through one compiled chain and a fresh detector per test.
+pub struct Evaluator {
+    chain: Chain,
+    rules: Vec<Rule>,
+    mapping: Mapping,
+}
+
+impl Evaluator {
+    pub fn new(paths: &crate::CommonPaths, mapping: Mapping) -> Result<Evaluator> {
+        let modules = ModuleRegistry::load_dir(&crate::paths::smartmodules_dir(paths)?)?;
+        let settings = crate::embedded::processor_settings(paths)?;
+        let chain = modules.build_chain(&settings.chain, None)?;
+        let rules = load_rules(&settings.rules_dir, &settings.rule_overrides)?;
+        Ok(Evaluator {
+            chain,
+            rules,
+            mapping,
+        })
+    }
+
+    /// The alerts (newest revision of each incident) a log raises.
+    pub fn alerts_for(&mut self, lines: &[&str]) -> Result<Vec<Alert>> {
+        // All lines carry one receive time: only years missing from syslog lines read it.
+        let now = chrono::Utc::now();
+        let ts = now.timestamp_millis();
+        let mut detector = Detector::new(self.rules.clone());
+        let stats = ProcessorStats::default();
+        let mut latest: BTreeMap<uuid::Uuid, Alert> = BTreeMap::new();
+        for (n, chunk) in lines.chunks(1000).enumerate() {
+            let records: Vec<Record> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, l)| Record {
+                    partition: 0,
+                    offset: (n * 1000 + i) as u64,
+                    timestamp_ms: ts,
+                    key: None,
+                    value: l.as_bytes().to_vec(),
+                })
+                .collect();
+            let out = self.chain.process(records)?;
+            for a in detect(&mut detector, &out, now, &stats, 0) {
+                latest.insert(a.id, a);
+            }
+        }
+        let mut alerts: Vec<Alert> = latest.into_values().collect();
+        alerts.sort_by(|a, b| (a.first_seen, &a.rule_id).cmp(&(b.first_seen, &b.rule_id)));
+        Ok(alerts)
+    }
+
+    fn score(&self, t: &HubTest, lines: usize, alerts: &[Alert]) -> TestResult {
+        let mut expected = BTreeSet::new();
+        // Expectations whose scenario is not pinned match any family on their source.
+        let mut any_family = BTreeSet::new();
+        for o in t.overflows.iter().flatten() {
+            let family = o.scenario.as_deref().map(|s| self.mapping.scenario_family(s));
+            if family.as_deref() == Some(NOT_APPLICABLE) {
+                continue;
+            }
+            for s in &o.sources {
+                match &family {
+                    Some(f) => {
+                        expected.insert((f.clone(), s.clone()));
+                    }
+                    None => {
+                        any_family.insert(s.clone());
+                        expected.insert(("*".to_string(), s.clone()));
+                    }
+                }
+            }
+        }
+        let accused: BTreeSet<&str> = expected.iter().map(|(_, s)| s.as_str()).collect();
+        let mut found = BTreeSet::new();
+        let mut spurious = BTreeSet::new();
+        let mut additional = BTreeSet::new();
+        for a in alerts {
+            let family = self.mapping.rule_family(&a.rule_id);
+            let keys: Vec<&str> = std::iter::once(a.group_key.as_str())
+                .chain(a.source_ip.as_deref())
+                .collect();
+            let hit = keys.iter().find_map(|k| {
+                if expected.contains(&(family.clone(), k.to_string())) {
+                    Some((family.clone(), k.to_string()))
+                } else if any_family.contains(*k) {
+                    Some(("*".to_string(), k.to_string()))
+                } else {
+                    None
+                }
+            });
+            match hit {
+                Some(pair) => {
+                    found.insert(pair);
+                }
+                None if keys.iter().any(|k| accused.contains(k)) => {
+                    additional.insert((family, a.group_key.clone()));
+                }
+                None => {
+                    spurious.insert((family, a.group_key.clone()));
+                }
+            }
+        }
+        let missed = expected.difference(&found).cloned().collect();
+        TestResult {
+            test: t.test.clone(),
+            log_type: t.log_type.clone(),
+            in_scope: self.mapping.in_scope(&t.parsers),
+            lines,
+            expected,
+            found,
+            missed,
+            spurious,
+            additional,
+            alerts: alerts
+                .iter()
+                .map(|a| (a.rule_id.clone(), a.group_key.clone()))
+                .collect(),
+        }
+    }
+
+    pub fn run(&mut self, corpus: &Path, only: Option<&str>) -> Result<Report> {
+        let index = corpus.join("tests_index.jsonl");
+        let text = std::fs::read_to_string(&index)
+            .with_context(|| format!("reading {}", index.display()))?;
+        let mut results = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let t: HubTest = serde_json::from_str(line)
+                .with_context(|| format!("{}:{}", index.display(), n + 1))?;
+            if only.is_some_and(|o| !t.test.contains(o)) {
+                continue;
+            }
+            let log = corpus.join("tests").join(&t.test).join(&t.log_file);
+            let Ok(bytes) = std::fs::read(&log) else {
+                tracing::warn!(test = %t.test, file = %log.display(), "log file missing; test skipped");
+                continue;
+            };
+            let content = String::from_utf8_lossy(&bytes);
+            let lines: Vec<&str> = content.lines().filter(|l| !l.trim().is_empty()).collect();
+            let alerts = self.alerts_for(&lines)?;
+            results.push(self.score(&t, lines.len(), &alerts));
+        }
+        if results.is_empty() {
+            bail!("no tests found in {}", index.display());
+        }
+        Ok(summarize(results))
+    }
+}
+
+fn summarize(tests: Vec<TestResult>) -> Report {
+    let mut in_scope = Score::default();
+    let mut all = Score::default();
+    let mut by_log_type: BTreeMap<String, Score> = BTreeMap::new();
+    let mut by_family: BTreeMap<String, Score> = BTreeMap::new();
+    for r in &tests {
+        all.add(r);
+        if r.in_scope {
+            in_scope.add(r);
+            by_log_type.entry(r.log_type.clone()).or_default().add(r);
+            let mut fams: BTreeSet<&str> = BTreeSet::new();
+            for (f, _) in r
+                .expected
+                .iter()
+                .chain(&r.spurious)
+                .chain(&r.additional)
+                .chain(&r.found)
+            {
+                fams.insert(f);
+            }
+            for f in fams {
+                let s = by_family.entry(f.to_string()).or_default();
+                s.tests += 1;
+                s.expected += r.expected.iter().filter(|(x, _)| x == f).count();
+                s.found += r.found.iter().filter(|(x, _)| x == f).count();
+                s.missed += r.missed.iter().filter(|(x, _)| x == f).count();
+                s.spurious += r.spurious.iter().filter(|(x, _)| x == f).count();
+                s.additional += r.additional.iter().filter(|(x, _)| x == f).count();
+            }
+        }
+    }
+    Report {
+        tests,
+        in_scope,
+        all,
+        by_log_type,
+        by_family,
+    }
+}
+
+fn row(name: &str, s: &Score) -> String {
+    format!(
+        "{name:<28} {:>5} {:>8} {:>6} {:>6} {:>8} {:>10} {:>7.1}% {:>9.1}%",
+        s.tests,
+        s.expected,
+        s.found,
+        s.missed,
+        s.spurious,
+        s.additional,
+        100.0 * s.recall(),
+        100.0 * s.precision()
+    )
+}
+
+pub fn print(report: &Report, verbose: bool) {
+    let header = format!(
+        "{:<28} {:>5} {:>8} {:>6} {:>6} {:>8} {:>10} {:>8} {:>10}",
+        "", "tests", "expected", "found", "missed", "spurious", "additional", "recall", "precision"
+    );
+    println!("In-scope tests by log type\n{header}");
+    for (t, s) in &report.by_log_type {
+        println!("{}", row(t, s));
+    }
+    println!("\nIn-scope tests by attack family\n{header}");
+    for (f, s) in &report.by_family {
+        println!("{}", row(f, s));
+    }
+    println!("\n{header}");
+    println!("{}", row("in scope", &report.in_scope));
+    println!("{}", row("all tests", &report.all));
+    println!("\nMissed (in scope):");
+    for r in report.tests.iter().filter(|r| r.in_scope) {
+        for (f, s) in &r.missed {
+            println!("  {:<36} {f} {s}", r.test);
+        }
+    }
+    println!("\nSpurious (in scope):");
+    for r in report.tests.iter().filter(|r| r.in_scope) {
+        for (f, s) in &r.spurious {
+            println!("  {:<36} {f} {s}", r.test);
+        }
+    }
+    if verbose {
+        println!("\nAlerts per test:");
+        for r in &report.tests {
+            println!(
+                "  {} [{}{}]: {:?}",
+                r.test,
+                r.log_type,
+                if r.in_scope { ", in scope" } else { "" },
+                r.alerts
+            );
+        }
+    }
+}
+
+pub fn run(args: EvalArgs) -> Result<()> {
+    let mapping = Mapping::load(&args.mapping.clone().unwrap_or_else(Mapping::default_path))?;
+    let mut evaluator = Evaluator::new(&args.paths, mapping)?;
+    let report = evaluator.run(&args.corpus, args.only.as_deref())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print(&report, args.verbose);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard("ssh*bf*", "ssh-slow-bf"));
+        assert!(wildcard("ssh*bf*", "ssh-bf_user-enum"));
+        assert!(!wildcard("ssh*bf*", "http-bf"));
+        assert!(wildcard("*-whitelist", "crowdsecurity/nextcloud-whitelist"));
+        assert!(wildcard("http-*-interface-probing", "http-sap-interface-probing"));
+        assert!(wildcard("exact", "exact"));
+    }
+}
