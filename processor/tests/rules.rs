@@ -1,13 +1,17 @@
-//! Runs every rule's test cases (`<rule>.tests/<case>.ndjson` against
-//! `<case>.expect.yaml`), like `hubtest run --all`. A rule without both a case that fires and
-//! a case that does not fails this test. `SOC_BLESS=1` writes the observed alerts instead.
+//! Runs every rule's test cases, like `hubtest run --all`: `<rule>.tests/<case>.log` (raw
+//! log lines, through the deployed SmartModule chain) or `<case>.ndjson` (normalized
+//! events), each against `<case>.expect.yaml`. A rule without both a case that fires and a
+//! case that does not fails this test. `SOC_BLESS=1` writes the observed alerts instead.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use soc_core::stream::chain::{Chain, ModuleRegistry};
+use soc_core::stream::config::chain_from_dir;
+use soc_core::stream::Record;
 use soc_processor::rules::threshold::Detector;
 use soc_processor::rules::{default_rules_dir, load_rule, rule_files};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 struct Expect {
@@ -22,19 +26,65 @@ struct ExpectedAlert {
     last_seen: DateTime<Utc>,
 }
 
-fn run_case(rule_file: &Path, events_file: &Path) -> Expect {
+/// Receive time of raw case lines: syslog lines without a year take theirs from it, so
+/// expectations do not change with the calendar.
+const RECEIVED: &str = "2026-06-30T12:00:00Z";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn chain() -> Chain {
+    let modules = ModuleRegistry::load_dir(&repo().join("smartmodules/dist"))
+        .expect("SmartModules built (scripts/build-smartmodules.sh)");
+    let steps = chain_from_dir(&repo().join("fluvio-config")).expect("chain.yaml");
+    modules.build_chain(&steps, None).expect("chain compiles")
+}
+
+/// The normalized events of a case file.
+fn events_of(case: &Path, chain: &mut Chain) -> Vec<(serde_json::Value, i64)> {
+    let text = std::fs::read_to_string(case).expect("case file");
+    let lines = text.lines().filter(|l| !l.trim().is_empty());
+    if case.extension().and_then(|e| e.to_str()) == Some("ndjson") {
+        return lines
+            .enumerate()
+            .map(|(n, l)| {
+                let v = serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("{}:{}: {e}", case.display(), n + 1));
+                (v, 0)
+            })
+            .collect();
+    }
+    let received = DateTime::parse_from_rfc3339(RECEIVED)
+        .expect("time")
+        .timestamp_millis();
+    let records = lines
+        .enumerate()
+        .map(|(i, l)| Record {
+            partition: 0,
+            offset: i as u64,
+            timestamp_ms: received,
+            key: None,
+            value: l.as_bytes().to_vec(),
+        })
+        .collect();
+    chain
+        .process(records)
+        .expect("chain runs")
+        .into_iter()
+        .map(|r| {
+            let v = serde_json::from_slice(&r.value).expect("normalized JSON");
+            (v, r.timestamp_ms)
+        })
+        .collect()
+}
+
+fn run_case(rule_file: &Path, case: &Path, chain: &mut Chain) -> Expect {
     let rule = load_rule(rule_file).expect("rule loads");
     let mut detector = Detector::new(vec![rule]);
     let mut latest: BTreeMap<String, ExpectedAlert> = BTreeMap::new();
-    let text = std::fs::read_to_string(events_file).expect("events");
-    for (n, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let event: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("{}:{}: {e}", events_file.display(), n + 1));
-        for a in detector.process(&event, 0, Utc::now()) {
+    for (event, ts) in events_of(case, chain) {
+        for a in detector.process(&event, ts, Utc::now()) {
             latest.insert(
                 a.id.to_string(),
                 ExpectedAlert {
@@ -57,6 +107,7 @@ fn every_rule_passes_its_cases() {
     let files = rule_files(&default_rules_dir()).expect("rules dir");
     assert!(!files.is_empty(), "no rules found");
     let mut failures = Vec::new();
+    let mut chain = chain();
     for rule_file in files {
         let stem = rule_file
             .file_stem()
@@ -69,11 +120,14 @@ fn every_rule_passes_its_cases() {
             .unwrap_or_else(|_| panic!("{} has no {}", rule_file.display(), tests_dir.display()));
         for case in cases.flatten() {
             let events = case.path();
-            if events.extension().and_then(|e| e.to_str()) != Some("ndjson") {
+            if !matches!(
+                events.extension().and_then(|e| e.to_str()),
+                Some("ndjson" | "log")
+            ) {
                 continue;
             }
             let expect_file = events.with_extension("expect.yaml");
-            let observed = run_case(&rule_file, &events);
+            let observed = run_case(&rule_file, &events, &mut chain);
             if bless {
                 let yaml = serde_yaml::to_string(&observed).expect("yaml");
                 std::fs::write(&expect_file, yaml).expect("bless");
