@@ -29,6 +29,15 @@ impl Severity {
         }
     }
 
+    /// One level up (critical stays critical).
+    pub fn raised(self) -> Self {
+        match self {
+            Severity::Low => Severity::Medium,
+            Severity::Medium => Severity::High,
+            Severity::High | Severity::Critical => Severity::Critical,
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "low" => Some(Severity::Low),
@@ -63,6 +72,10 @@ pub struct Alert {
     pub evidence: Vec<serde_json::Value>,
     /// Bumped on every update of the incident, so consumers keep the newest version.
     pub revision: u64,
+    /// Indicators of compromise the incident's events matched, e.g. `ip 203.0.113.7 (feed)`.
+    /// An alert with any is raised one severity level above its rule's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indicators: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

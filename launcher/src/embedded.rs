@@ -73,6 +73,7 @@ pub fn processor_settings(p: &CommonPaths) -> Result<ProcessorSettings> {
     Ok(ProcessorSettings {
         chain: chain_from_dir(&config)?,
         rules_dir: paths::rules_dir(p)?,
+        ioc_dir: paths::ioc_dir(p)?,
         rule_overrides: crate::parse_overrides(&p.rule_overrides)?,
         ..ProcessorSettings::default()
     })

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use soc_core::stream::chain::{Chain, ModuleRegistry};
 use soc_core::stream::Record;
 use soc_core::Alert;
+use soc_processor::ioc::IocSet;
 use soc_processor::pipeline::{detect, ProcessorStats};
 use soc_processor::rules::threshold::Detector;
 use soc_processor::rules::{load_rules, Rule};
@@ -215,6 +216,7 @@ pub struct Report {
 pub struct Evaluator {
     chain: Chain,
     rules: Vec<Rule>,
+    iocs: IocSet,
     mapping: Mapping,
 }
 
@@ -224,9 +226,11 @@ impl Evaluator {
         let settings = crate::embedded::processor_settings(paths)?;
         let chain = modules.build_chain(&settings.chain, None)?;
         let rules = load_rules(&settings.rules_dir, &settings.rule_overrides)?;
+        let iocs = IocSet::load_dir(&settings.ioc_dir)?;
         Ok(Evaluator {
             chain,
             rules,
+            iocs,
             mapping,
         })
     }
@@ -236,7 +240,7 @@ impl Evaluator {
         // All lines carry one receive time: only years missing from syslog lines read it.
         let now = chrono::Utc::now();
         let ts = now.timestamp_millis();
-        let mut detector = Detector::new(self.rules.clone());
+        let mut detector = Detector::new(self.rules.clone()).with_indicators(self.iocs.clone());
         let stats = ProcessorStats::default();
         let mut latest: BTreeMap<uuid::Uuid, Alert> = BTreeMap::new();
         for (n, chunk) in lines.chunks(1000).enumerate() {

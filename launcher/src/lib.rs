@@ -46,6 +46,11 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Score the detections against the CrowdSec hub's tests (e.g. ../shared/corpora/crowdsec-hub).
     Eval(eval::EvalArgs),
+    /// Load every rule file under a directory (ours or Sigma) and report which fail and why.
+    CheckRules {
+        /// A directory of rule files, e.g. a checkout of SigmaHQ's rules/web.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Args, Clone, Default)]
@@ -59,6 +64,9 @@ pub struct CommonPaths {
     /// Deployment config: topics/*.yaml and chain.yaml.
     #[arg(long, env = "SOC_CONFIG_DIR")]
     pub config_dir: Option<PathBuf>,
+    /// Directory of indicator-of-compromise lists (`*.txt`).
+    #[arg(long, env = "SOC_IOC_DIR")]
+    pub ioc_dir: Option<PathBuf>,
     /// Rule tuning, e.g. `soc/ssh-bruteforce:threshold=3,window_secs=30` (repeatable).
     #[arg(
         long = "rule-override",
@@ -280,6 +288,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(args) => bench::run(args).await,
         Command::Eval(args) => eval::run(args),
+        Command::CheckRules { dir } => check_rules(&dir),
     }
 }
 
@@ -318,4 +327,26 @@ pub async fn up(args: UpArgs) -> Result<()> {
         );
     }
     pipeline.wait().await
+}
+
+/// Load each rule file on its own; print the failures and a summary. Fails if any fails.
+fn check_rules(dir: &std::path::Path) -> Result<()> {
+    let files = soc_processor::rules::rule_files(dir)?;
+    let mut failed = 0;
+    for f in &files {
+        if let Err(e) = soc_processor::rules::load_rule(f) {
+            failed += 1;
+            println!("FAIL {e}");
+        }
+    }
+    println!(
+        "{} of {} rule files load ({} refused)",
+        files.len() - failed,
+        files.len(),
+        failed
+    );
+    if failed > 0 {
+        bail!("{failed} rule files were refused");
+    }
+    Ok(())
 }

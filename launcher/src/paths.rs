@@ -47,6 +47,11 @@ pub fn rules_dir(p: &CommonPaths) -> Result<PathBuf> {
     find(&p.rules_dir, "processor/rules", "rules", "pass --rules-dir")
 }
 
+/// The indicator lists: the flag, else `processor/ioc` of the checkout or source tree.
+pub fn ioc_dir(p: &CommonPaths) -> Result<PathBuf> {
+    find(&p.ioc_dir, "processor/ioc", "indicator list", "pass --ioc-dir")
+}
+
 pub fn config_dir(p: &CommonPaths) -> Result<PathBuf> {
     find(
         &p.config_dir,

@@ -3,6 +3,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_alerts;
+mod m20261122_000002_alert_indicators;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -11,6 +12,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261122_000001_create_alerts::Migration)]
+        vec![
+            Box::new(m20261122_000001_create_alerts::Migration),
+            Box::new(m20261122_000002_alert_indicators::Migration),
+        ]
     }
 }

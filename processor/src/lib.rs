@@ -2,6 +2,7 @@
 //! runs the rules, and writes alerts to the database and the `alerts` topic.
 
 pub mod error;
+pub mod ioc;
 pub mod pipeline;
 pub mod rules;
 pub mod settings;

@@ -7,6 +7,7 @@
 //! anywhere loses no alert and stores none twice (ids are deterministic; writes are upserts).
 
 use crate::error::{Error, Result};
+use crate::ioc::IocSet;
 use crate::rules::threshold::Detector;
 use crate::rules::{load_rules, Rule};
 use crate::settings::ProcessorSettings;
@@ -52,7 +53,8 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let rules = load_rules(&settings.rules_dir, &settings.rule_overrides)?;
-    info!(rules = rules.len(), "rules loaded");
+    let iocs = IocSet::load_dir(&settings.ioc_dir)?;
+    info!(rules = rules.len(), indicators = iocs.len(), "rules loaded");
     let partitions: Vec<u32> = if settings.partitions.is_empty() {
         (0..stream.partitions(&settings.input_topic).await?).collect()
     } else {
@@ -63,6 +65,7 @@ pub async fn run(
         tasks.spawn(run_partition(
             settings.clone(),
             rules.clone(),
+            iocs.clone(),
             p,
             stream.clone(),
             Store::new(db.clone()),
@@ -140,6 +143,7 @@ async fn publish(stream: &dyn LogStream, topic: &str, alerts: &[Alert]) -> Resul
 async fn run_partition(
     settings: ProcessorSettings,
     rules: Vec<Rule>,
+    iocs: IocSet,
     partition: u32,
     stream: Arc<dyn LogStream>,
     store: Store,
@@ -147,7 +151,7 @@ async fn run_partition(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let consumer_id = settings.consumer_id.as_str();
-    let mut detector = Detector::new(rules);
+    let mut detector = Detector::new(rules).with_indicators(iocs);
     for (rule, key, state) in store.rule_state(consumer_id, partition).await? {
         detector.restore(&rule, &key, &state);
     }

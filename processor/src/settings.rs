@@ -26,6 +26,9 @@ pub struct ProcessorSettings {
     /// Directory of rule files.
     #[serde(default = "crate::rules::default_rules_dir")]
     pub rules_dir: PathBuf,
+    /// Directory of indicator lists (`*.txt`); missing means none.
+    #[serde(default = "crate::ioc::default_ioc_dir")]
+    pub ioc_dir: PathBuf,
     /// Per-rule tuning by rule id, e.g. `threshold` and `window_secs`.
     #[serde(default)]
     pub rule_overrides: BTreeMap<String, RuleOverride>,
@@ -76,6 +79,7 @@ impl Default for ProcessorSettings {
             partitions: Vec::new(),
             chain: default_chain(),
             rules_dir: crate::rules::default_rules_dir(),
+            ioc_dir: crate::ioc::default_ioc_dir(),
             rule_overrides: BTreeMap::new(),
             batch_max_records: default_batch_max_records(),
             batch_wait_ms: default_batch_wait_ms(),

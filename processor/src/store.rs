@@ -95,6 +95,8 @@ impl Store {
                             alert::Column::LastSeen,
                             alert::Column::FirstSeen,
                             alert::Column::Evidence,
+                            alert::Column::Indicators,
+                            alert::Column::Severity,
                             alert::Column::Revision,
                             alert::Column::UpdatedAt,
                         ])

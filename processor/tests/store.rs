@@ -26,6 +26,7 @@ fn alert(count: u64) -> Alert {
         last_seen: first + chrono::Duration::seconds(count as i64),
         evidence: vec![serde_json::json!({"user": {"name": "pascal"}})],
         revision: count,
+        indicators: Vec::new(),
         created_at: first,
         updated_at: first,
     }

@@ -22,6 +22,9 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub evidence: String,
     pub revision: i64,
+    /// JSON array of the indicators of compromise matched.
+    #[sea_orm(column_type = "Text")]
+    pub indicators: String,
     pub status: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -63,6 +63,7 @@ impl From<&Alert> for alert::Model {
             last_seen: a.last_seen,
             evidence: serde_json::to_string(&a.evidence).unwrap_or_else(|_| "[]".into()),
             revision: a.revision as i64,
+            indicators: serde_json::to_string(&a.indicators).unwrap_or_else(|_| "[]".into()),
             status: "new".to_string(),
             created_at: a.created_at,
             updated_at: a.updated_at,
@@ -93,6 +94,8 @@ impl TryFrom<alert::Model> for Alert {
             mitre: serde_json::from_str(&m.mitre).map_err(|e| bad(format!("mitre: {e}")))?,
             evidence: serde_json::from_str(&m.evidence)
                 .map_err(|e| bad(format!("evidence: {e}")))?,
+            indicators: serde_json::from_str(&m.indicators)
+                .map_err(|e| bad(format!("indicators: {e}")))?,
             rule_id: m.rule_id,
             title: m.title,
             group_by: m.group_by,

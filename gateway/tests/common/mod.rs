@@ -24,6 +24,7 @@ pub fn alert(ip: &str, minute: u32) -> Alert {
         last_seen: first,
         evidence: vec![],
         revision: 5,
+        indicators: Vec::new(),
         created_at: first,
         updated_at: first,
     }

@@ -399,7 +399,11 @@ fn unescape(s: &str) -> String {
 fn lookup<'a>(event: &'a Value, path: &[String]) -> Option<&'a Value> {
     let mut v = event;
     for key in path {
-        v = v.get(key)?;
+        // A numeric segment indexes an array (`process.args.0`).
+        v = match v {
+            Value::Array(items) => items.get(key.parse::<usize>().ok()?)?,
+            _ => v.get(key)?,
+        };
     }
     (!v.is_null()).then_some(v)
 }

@@ -39,10 +39,37 @@ const FIELD_MAP: &[(&str, &str)] = &[
     ("QueryName", "dns.question.name"),
 ];
 
+/// Raw auditd record fields (`logsource: {product: linux, service: auditd}`): the record
+/// type is our `event.action` (compared case-insensitively), `a0`..`a9` the EXECVE arguments.
+const AUDITD_FIELD_MAP: &[(&str, &str)] = &[
+    ("type", "event.action"),
+    ("exe", "process.executable"),
+    ("comm", "process.name"),
+    ("pid", "process.pid"),
+    ("ppid", "process.parent.pid"),
+    ("auid", "user.audit.id"),
+    ("uid", "user.id"),
+    ("name", "file.path"),
+];
+
 /// The ECS field a Sigma field name stands for. Dotted names are taken as ECS already.
 pub fn map_field(field: &str) -> Option<String> {
+    map_field_for(field, false)
+}
+
+fn map_field_for(field: &str, auditd: bool) -> Option<String> {
     if field.contains('.') {
         return Some(field.to_string());
+    }
+    if auditd {
+        if let Some(n) = field.strip_prefix('a').filter(|n| n.len() == 1) {
+            if n.bytes().all(|b| b.is_ascii_digit()) {
+                return Some(format!("process.args.{n}"));
+            }
+        }
+        if let Some((_, ecs)) = AUDITD_FIELD_MAP.iter().find(|(f, _)| *f == field) {
+            return Some((*ecs).to_string());
+        }
     }
     FIELD_MAP
         .iter()
@@ -81,7 +108,13 @@ pub fn from_sigma(doc: &Yaml, path: &Path) -> Result<Rule, String> {
     let block = doc
         .get("detection")
         .ok_or("a Sigma rule needs a detection")?;
-    let detection = Detection::parse(block, &map_field).map_err(|e| format!("detection: {e}"))?;
+    let service = doc
+        .get("logsource")
+        .and_then(|l| l.get("service"))
+        .and_then(Yaml::as_str);
+    let auditd = service == Some("auditd");
+    let detection = Detection::parse(block, &|f| map_field_for(f, auditd))
+        .map_err(|e| format!("detection: {e}"))?;
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -101,11 +134,13 @@ pub fn from_sigma(doc: &Yaml, path: &Path) -> Result<Rule, String> {
         severity: severity(doc.get("level").and_then(Yaml::as_str))?,
         mitre: techniques(doc.get("tags")),
         detection,
-        // Who did it: the client of a web request, else the user, else the host.
+        // Who did it: the client of a web request, else the user, else the host, else (a
+        // record that names none, like a raw auditd line) the log it came from.
         group_by: vec![
             "source.ip".into(),
             "user.name".into(),
             "host.hostname".into(),
+            "event.dataset".into(),
         ],
         threshold: 1,
         window_secs: DEFAULT_WINDOW_SECS,

@@ -7,6 +7,7 @@
 //! Because only event time is read, a replayed file raises the same alerts as live traffic.
 
 use super::Rule;
+use crate::ioc::{self, Hit, IocSet};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -38,6 +39,31 @@ pub struct Incident {
     /// The `group_by` field the key came from.
     #[serde(default)]
     pub group_field: Option<String>,
+    /// Indicators of compromise matched by the incident's events.
+    #[serde(default)]
+    pub indicators: Vec<String>,
+}
+
+/// The label of the indicator an annotated event matched.
+fn label_of(event: &Value) -> Option<String> {
+    let i = super::lookup(event, "threat.indicator")?;
+    Some(format!(
+        "{} {} ({})",
+        i.get("type")?.as_str()?,
+        i.get("value")?.as_str()?,
+        i.get("list")?.as_str()?
+    ))
+}
+
+/// Indicators kept on one incident.
+const MAX_INDICATORS: usize = 20;
+
+fn add_indicators(inc: &mut Incident, labels: &[String]) {
+    for l in labels {
+        if inc.indicators.len() < MAX_INDICATORS && !inc.indicators.contains(l) {
+            inc.indicators.push(l.clone());
+        }
+    }
 }
 
 /// Key of a state entry: (rule index, group key).
@@ -45,6 +71,7 @@ type StateKey = (usize, String);
 
 pub struct Detector {
     rules: Vec<Rule>,
+    iocs: IocSet,
     states: HashMap<StateKey, KeyState>,
     dirty: HashSet<StateKey>,
     removed: HashSet<StateKey>,
@@ -82,12 +109,19 @@ impl Detector {
     pub fn new(rules: Vec<Rule>) -> Self {
         Detector {
             rules,
+            iocs: IocSet::default(),
             states: HashMap::new(),
             dirty: HashSet::new(),
             removed: HashSet::new(),
             stale: Vec::new(),
             watermark_ms: i64::MIN,
         }
+    }
+
+    /// Match these indicators on every event.
+    pub fn with_indicators(mut self, iocs: IocSet) -> Self {
+        self.iocs = iocs;
+        self
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -112,6 +146,15 @@ impl Detector {
 
     /// Feed one event; returns the alerts it raised or updated.
     pub fn process(&mut self, event: &Value, record_ts_ms: i64, now: DateTime<Utc>) -> Vec<Alert> {
+        let hits = self.iocs.matches(event);
+        let annotated;
+        let event = if hits.is_empty() {
+            event
+        } else {
+            annotated = ioc::annotate(event, &hits);
+            &annotated
+        };
+        let labels: Vec<String> = hits.iter().map(Hit::label).collect();
         let ts = event_time_ms(event, record_ts_ms);
         self.watermark_ms = self.watermark_ms.max(ts);
         let mut out = Vec::new();
@@ -140,6 +183,7 @@ impl Detector {
                     if inc.evidence.len() < MAX_EVIDENCE {
                         inc.evidence.push(event.clone());
                     }
+                    add_indicators(inc, &labels);
                     out.push(to_alert(rule, &sk.1, inc, now));
                     continue;
                 }
@@ -170,7 +214,7 @@ impl Detector {
                     .take(MAX_EVIDENCE)
                     .map(|(_, e)| e.clone())
                     .collect();
-                let inc = Incident {
+                let mut inc = Incident {
                     id: Alert::incident_id(&rule.id, &sk.1, first_seen),
                     first_seen_ms,
                     last_seen_ms,
@@ -179,7 +223,13 @@ impl Detector {
                     evidence,
                     created_at: now,
                     group_field: Some(group_field),
+                    indicators: Vec::new(),
                 };
+                // Earlier events of the window carry their hits as `threat.indicator`.
+                let earlier: Vec<String> =
+                    state.window.iter().filter_map(|(_, e)| label_of(e)).collect();
+                add_indicators(&mut inc, &earlier);
+                add_indicators(&mut inc, &labels);
                 state.window.clear();
                 out.push(to_alert(rule, &sk.1, &inc, now));
                 state.incident = Some(inc);
@@ -246,7 +296,11 @@ fn to_alert(rule: &Rule, key: &str, inc: &Incident, now: DateTime<Utc>) -> Alert
         id: inc.id,
         rule_id: rule.id.clone(),
         title: format!("{}: {} = {}", rule.title, group_by, key),
-        severity: rule.severity,
+        severity: if inc.indicators.is_empty() {
+            rule.severity
+        } else {
+            rule.severity.raised()
+        },
         mitre: rule.mitre.clone(),
         group_by,
         group_key: key.to_string(),
@@ -257,6 +311,7 @@ fn to_alert(rule: &Rule, key: &str, inc: &Incident, now: DateTime<Utc>) -> Alert
         last_seen: soc_core::time_from_millis(inc.last_seen_ms),
         evidence: inc.evidence.clone(),
         revision: inc.count,
+        indicators: inc.indicators.clone(),
         created_at: inc.created_at,
         updated_at: now,
     }
@@ -426,5 +481,19 @@ mod tests {
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0].group_by, "user.name");
         assert_eq!(alerts[0].group_key, "bob");
+    }
+
+    #[test]
+    fn an_indicator_hit_raises_the_alert_and_is_listed() {
+        let mut iocs = IocSet::default();
+        iocs.add_list("feed", "ip 203.0.113.9").expect("list");
+        let mut d = Detector::new(vec![rule(2, 10)]).with_indicators(iocs);
+        let plain = run(&mut d, &[fail("192.0.2.1", 0), fail("192.0.2.1", 1)]);
+        assert_eq!(plain[0].severity, soc_core::Severity::High);
+        assert!(plain[0].indicators.is_empty());
+        let listed = run(&mut d, &[fail("203.0.113.9", 0), fail("203.0.113.9", 1)]);
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].severity, soc_core::Severity::Critical);
+        assert_eq!(listed[0].indicators, vec!["ip 203.0.113.9 (feed)"]);
     }
 }

@@ -1,0 +1,344 @@
+//! Indicators of compromise: lists of known-bad IPs, networks, domains, file hashes and user
+//! agents, matched on every event before the rules run.
+//!
+//! Lists are text files (`*.txt`) in the IOC directory, one indicator a line:
+//! `<type> <value> [# note]` with type `ip`, `cidr`, `domain`, `md5`, `sha1`, `sha256` or
+//! `user_agent` (the rest of the line, matched as a case-insensitive substring). The file
+//! name is the list's name on the alert. A matching event carries the hit as
+//! `threat.indicator` (ECS) for rules to read; the shipped rule `soc/ioc-match` turns it into
+//! an alert, and any other alert raised by that event is raised one severity level.
+
+use crate::error::{Error, Result};
+use crate::rules::detection::in_cidr;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+
+/// Event fields holding addresses, domains and hashes, by indicator type.
+const IP_FIELDS: [&str; 2] = ["source.ip", "destination.ip"];
+const DOMAIN_FIELDS: [&str; 5] = [
+    "url.domain",
+    "destination.domain",
+    "source.domain",
+    "dns.question.name",
+    "tls.client.server_name",
+];
+const HASH_FIELDS: [&str; 6] = [
+    "file.hash.md5",
+    "file.hash.sha1",
+    "file.hash.sha256",
+    "process.hash.md5",
+    "process.hash.sha1",
+    "process.hash.sha256",
+];
+
+/// The indicator lists shipped with the processor.
+pub fn default_ioc_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/ioc"))
+}
+
+/// One indicator's origin, for the alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Indicator {
+    pub kind: &'static str,
+    pub value: String,
+    pub list: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub indicator: Indicator,
+    /// The event field that matched.
+    pub field: String,
+}
+
+impl Hit {
+    /// How the hit is listed on an alert.
+    pub fn label(&self) -> String {
+        format!(
+            "{} {} ({})",
+            self.indicator.kind, self.indicator.value, self.indicator.list
+        )
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct IocSet {
+    ips: HashMap<IpAddr, Indicator>,
+    cidrs: Vec<(IpAddr, u8, Indicator)>,
+    domains: HashMap<String, Indicator>,
+    hashes: HashMap<String, Indicator>,
+    user_agents: Vec<(String, Indicator)>,
+}
+
+fn lookup<'a>(event: &'a Value, path: &str) -> Option<&'a str> {
+    path.split('.')
+        .try_fold(event, |v, key| v.get(key))
+        .and_then(Value::as_str)
+}
+
+/// An IP as written in logs: IPv4-mapped IPv6 compares as IPv4.
+fn canonical_ip(s: &str) -> Option<IpAddr> {
+    let ip: IpAddr = s.parse().ok()?;
+    Some(match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    })
+}
+
+impl IocSet {
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn len(&self) -> usize {
+        self.ips.len()
+            + self.cidrs.len()
+            + self.domains.len()
+            + self.hashes.len()
+            + self.user_agents.len()
+    }
+
+    /// Every `*.txt` list in `dir`; a missing directory is an empty set.
+    pub fn load_dir(dir: &Path) -> Result<IocSet> {
+        let mut set = IocSet::default();
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Ok(set);
+        };
+        let mut files: Vec<_> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+            .collect();
+        files.sort();
+        for f in files {
+            let text = std::fs::read_to_string(&f).map_err(|e| Error::Ioc {
+                file: f.clone(),
+                line: 0,
+                reason: e.to_string(),
+            })?;
+            let list = f
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("ioc")
+                .to_string();
+            set.add_list(&list, &text).map_err(|(line, reason)| Error::Ioc {
+                file: f.clone(),
+                line,
+                reason,
+            })?;
+        }
+        Ok(set)
+    }
+
+    /// Parse one list; an error names the line.
+    pub fn add_list(&mut self, list: &str, text: &str) -> std::result::Result<(), (usize, String)> {
+        for (n, raw) in text.lines().enumerate() {
+            let line = raw.split(" #").next().unwrap_or_default().trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (kind, value) = line
+                .split_once(char::is_whitespace)
+                .map(|(k, v)| (k, v.trim()))
+                .ok_or((n + 1, format!("`{line}`: expected `<type> <value>`")))?;
+            let ind = |kind: &'static str, value: String| Indicator {
+                kind,
+                value,
+                list: list.to_string(),
+            };
+            let bad = |why: &str| (n + 1, format!("`{value}`: {why}"));
+            match kind {
+                "ip" => {
+                    let ip = canonical_ip(value).ok_or_else(|| bad("not an IP address"))?;
+                    self.ips.insert(ip, ind("ip", value.to_string()));
+                }
+                "cidr" => {
+                    let (net, prefix) = value.split_once('/').ok_or_else(|| bad("no /prefix"))?;
+                    let net = canonical_ip(net).ok_or_else(|| bad("not a network"))?;
+                    let prefix: u8 = prefix.parse().map_err(|_| bad("bad prefix"))?;
+                    if prefix > if net.is_ipv4() { 32 } else { 128 } {
+                        return Err(bad("prefix too long"));
+                    }
+                    self.cidrs.push((net, prefix, ind("cidr", value.to_string())));
+                }
+                "domain" => {
+                    let d = value.trim_end_matches('.').to_lowercase();
+                    self.domains.insert(d.clone(), ind("domain", d));
+                }
+                "md5" | "sha1" | "sha256" => {
+                    let want = match kind {
+                        "md5" => 32,
+                        "sha1" => 40,
+                        _ => 64,
+                    };
+                    if value.len() != want || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(bad(&format!("not a {kind} hash")));
+                    }
+                    let h = value.to_lowercase();
+                    let kind = match kind {
+                        "md5" => "md5",
+                        "sha1" => "sha1",
+                        _ => "sha256",
+                    };
+                    self.hashes.insert(h.clone(), ind(kind, h));
+                }
+                "user_agent" => {
+                    self.user_agents
+                        .push((value.to_lowercase(), ind("user_agent", value.to_string())));
+                }
+                other => {
+                    return Err((
+                        n + 1,
+                        format!("unknown indicator type `{other}` (ip, cidr, domain, md5, sha1, sha256, user_agent)"),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The indicators an event matches.
+    pub fn matches(&self, event: &Value) -> Vec<Hit> {
+        let mut hits = Vec::new();
+        if self.is_empty() {
+            return hits;
+        }
+        for f in IP_FIELDS {
+            let Some(ip) = lookup(event, f).and_then(canonical_ip) else {
+                continue;
+            };
+            if let Some(i) = self.ips.get(&ip) {
+                hits.push(Hit {
+                    indicator: i.clone(),
+                    field: f.to_string(),
+                });
+            }
+            for (net, prefix, i) in &self.cidrs {
+                if in_cidr(&ip, net, *prefix) {
+                    hits.push(Hit {
+                        indicator: i.clone(),
+                        field: f.to_string(),
+                    });
+                }
+            }
+        }
+        for f in DOMAIN_FIELDS {
+            let Some(d) = lookup(event, f) else { continue };
+            let d = d.trim_end_matches('.').to_lowercase();
+            // The domain itself or any subdomain of it.
+            let mut rest = d.as_str();
+            loop {
+                if let Some(i) = self.domains.get(rest) {
+                    hits.push(Hit {
+                        indicator: i.clone(),
+                        field: f.to_string(),
+                    });
+                    break;
+                }
+                match rest.split_once('.') {
+                    Some((_, parent)) if parent.contains('.') => rest = parent,
+                    _ => break,
+                }
+            }
+        }
+        for f in HASH_FIELDS {
+            if let Some(i) = lookup(event, f).and_then(|h| self.hashes.get(&h.to_lowercase())) {
+                hits.push(Hit {
+                    indicator: i.clone(),
+                    field: f.to_string(),
+                });
+            }
+        }
+        if let Some(ua) = lookup(event, "user_agent.original") {
+            let ua = ua.to_lowercase();
+            for (needle, i) in &self.user_agents {
+                if ua.contains(needle.as_str()) {
+                    hits.push(Hit {
+                        indicator: i.clone(),
+                        field: "user_agent.original".to_string(),
+                    });
+                }
+            }
+        }
+        hits
+    }
+}
+
+/// The event with its first hit as ECS `threat.indicator`, for rules to match on.
+pub fn annotate(event: &Value, hits: &[Hit]) -> Value {
+    let mut out = event.clone();
+    if let (Some(first), Some(obj)) = (hits.first(), out.as_object_mut()) {
+        obj.insert(
+            "threat".to_string(),
+            json!({"indicator": {
+                "type": first.indicator.kind,
+                "value": first.indicator.value,
+                "list": first.indicator.list,
+                "field": first.field,
+                "matches": hits.len(),
+            }}),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(text: &str) -> IocSet {
+        let mut s = IocSet::default();
+        s.add_list("feed", text).expect("list parses");
+        s
+    }
+
+    #[test]
+    fn every_indicator_type_matches_its_fields() {
+        let s = set("ip 203.0.113.7\ncidr 198.51.100.0/24 # scanners\ndomain evil.example\nsha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\nuser_agent Sqlmap/1.\n");
+        assert_eq!(s.len(), 5);
+        let hit = |v: Value| s.matches(&v).iter().map(Hit::label).collect::<Vec<_>>();
+        assert_eq!(
+            hit(json!({"source": {"ip": "::ffff:203.0.113.7"}})),
+            vec!["ip 203.0.113.7 (feed)"]
+        );
+        assert_eq!(
+            hit(json!({"destination": {"ip": "198.51.100.99"}})),
+            vec!["cidr 198.51.100.0/24 (feed)"]
+        );
+        assert_eq!(
+            hit(json!({"dns": {"question": {"name": "a.b.EVIL.example."}}})),
+            vec!["domain evil.example (feed)"]
+        );
+        assert!(hit(json!({"dns": {"question": {"name": "notevil.example"}}})).is_empty());
+        assert_eq!(
+            hit(json!({"file": {"hash": {"sha256": "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"}}})),
+            vec!["sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 (feed)"]
+        );
+        assert_eq!(
+            hit(json!({"user_agent": {"original": "sqlmap/1.7.2#stable"}})),
+            vec!["user_agent Sqlmap/1. (feed)"]
+        );
+        assert!(hit(json!({"source": {"ip": "192.0.2.1"}})).is_empty());
+    }
+
+    #[test]
+    fn bad_lines_are_refused_with_their_number() {
+        let mut s = IocSet::default();
+        let err = s.add_list("x", "ip 1.2.3.4\nip nope\n").expect_err("bad ip");
+        assert_eq!(err.0, 2);
+        assert!(s.add_list("x", "md5 abc").is_err());
+        assert!(s.add_list("x", "url http://x").is_err());
+        assert!(s.add_list("x", "cidr 10.0.0.0/33").is_err());
+    }
+
+    #[test]
+    fn annotation_exposes_the_first_hit_to_rules() {
+        let s = set("ip 203.0.113.7");
+        let ev = json!({"source": {"ip": "203.0.113.7"}});
+        let out = annotate(&ev, &s.matches(&ev));
+        assert_eq!(out["threat"]["indicator"]["value"], "203.0.113.7");
+        assert_eq!(out["threat"]["indicator"]["field"], "source.ip");
+    }
+}
