@@ -123,11 +123,12 @@ impl IocSet {
                 .and_then(|s| s.to_str())
                 .unwrap_or("ioc")
                 .to_string();
-            set.add_list(&list, &text).map_err(|(line, reason)| Error::Ioc {
-                file: f.clone(),
-                line,
-                reason,
-            })?;
+            set.add_list(&list, &text)
+                .map_err(|(line, reason)| Error::Ioc {
+                    file: f.clone(),
+                    line,
+                    reason,
+                })?;
         }
         Ok(set)
     }
@@ -313,7 +314,9 @@ mod tests {
         );
         assert!(hit(json!({"dns": {"question": {"name": "notevil.example"}}})).is_empty());
         assert_eq!(
-            hit(json!({"file": {"hash": {"sha256": "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"}}})),
+            hit(
+                json!({"file": {"hash": {"sha256": "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"}}})
+            ),
             vec!["sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 (feed)"]
         );
         assert_eq!(
@@ -326,7 +329,9 @@ mod tests {
     #[test]
     fn bad_lines_are_refused_with_their_number() {
         let mut s = IocSet::default();
-        let err = s.add_list("x", "ip 1.2.3.4\nip nope\n").expect_err("bad ip");
+        let err = s
+            .add_list("x", "ip 1.2.3.4\nip nope\n")
+            .expect_err("bad ip");
         assert_eq!(err.0, 2);
         assert!(s.add_list("x", "md5 abc").is_err());
         assert!(s.add_list("x", "url http://x").is_err());

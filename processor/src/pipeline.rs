@@ -8,8 +8,8 @@
 
 use crate::error::{Error, Result};
 use crate::ioc::IocSet;
+use crate::rules::load_rules;
 use crate::rules::threshold::Detector;
-use crate::rules::{load_rules, Rule};
 use crate::settings::ProcessorSettings;
 use crate::store::Store;
 use chrono::Utc;
@@ -64,8 +64,7 @@ pub async fn run(
     for p in partitions {
         tasks.spawn(run_partition(
             settings.clone(),
-            rules.clone(),
-            iocs.clone(),
+            Detector::new(rules.clone()).with_indicators(iocs.clone()),
             p,
             stream.clone(),
             Store::new(db.clone()),
@@ -142,8 +141,7 @@ async fn publish(stream: &dyn LogStream, topic: &str, alerts: &[Alert]) -> Resul
 
 async fn run_partition(
     settings: ProcessorSettings,
-    rules: Vec<Rule>,
-    iocs: IocSet,
+    mut detector: Detector,
     partition: u32,
     stream: Arc<dyn LogStream>,
     store: Store,
@@ -151,7 +149,6 @@ async fn run_partition(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let consumer_id = settings.consumer_id.as_str();
-    let mut detector = Detector::new(rules).with_indicators(iocs);
     for (rule, key, state) in store.rule_state(consumer_id, partition).await? {
         detector.restore(&rule, &key, &state);
     }

