@@ -183,9 +183,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         let (r2, c2) = (registry.clone(), chain.clone());
         let (rate, kept) =
             tokio::task::spawn_blocking(move || chain_rate(&r2, &c2, &lines)).await??;
-        println!(
-            "{name:>20}: {rate:>10.0} lines/s (filter kept {kept} of {per_kind})"
-        );
+        println!("{name:>20}: {rate:>10.0} lines/s (filter kept {kept} of {per_kind})");
     }
     for i in 0..args.lines {
         mixed.push(sample_line(i % KINDS.len(), i));

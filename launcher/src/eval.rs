@@ -83,13 +83,16 @@ fn wildcard(pattern: &str, s: &str) -> bool {
 
 impl Mapping {
     pub fn load(path: &Path) -> Result<Mapping> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
     pub fn default_path() -> PathBuf {
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/eval/crowdsec-hub.yaml"))
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/eval/crowdsec-hub.yaml"
+        ))
     }
 
     fn scenario_family(&self, scenario: &str) -> String {
@@ -270,7 +273,10 @@ impl Evaluator {
         // Expectations whose scenario is not pinned match any family on their source.
         let mut any_family = BTreeSet::new();
         for o in t.overflows.iter().flatten() {
-            let family = o.scenario.as_deref().map(|s| self.mapping.scenario_family(s));
+            let family = o
+                .scenario
+                .as_deref()
+                .map(|s| self.mapping.scenario_family(s));
             if family.as_deref() == Some(NOT_APPLICABLE) {
                 continue;
             }
@@ -483,7 +489,10 @@ mod tests {
         assert!(wildcard("ssh*bf*", "ssh-bf_user-enum"));
         assert!(!wildcard("ssh*bf*", "http-bf"));
         assert!(wildcard("*-whitelist", "crowdsecurity/nextcloud-whitelist"));
-        assert!(wildcard("http-*-interface-probing", "http-sap-interface-probing"));
+        assert!(wildcard(
+            "http-*-interface-probing",
+            "http-sap-interface-probing"
+        ));
         assert!(wildcard("exact", "exact"));
     }
 }

@@ -49,7 +49,12 @@ pub fn rules_dir(p: &CommonPaths) -> Result<PathBuf> {
 
 /// The indicator lists: the flag, else `processor/ioc` of the checkout or source tree.
 pub fn ioc_dir(p: &CommonPaths) -> Result<PathBuf> {
-    find(&p.ioc_dir, "processor/ioc", "indicator list", "pass --ioc-dir")
+    find(
+        &p.ioc_dir,
+        "processor/ioc",
+        "indicator list",
+        "pass --ioc-dir",
+    )
 }
 
 pub fn config_dir(p: &CommonPaths) -> Result<PathBuf> {
