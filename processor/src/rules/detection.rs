@@ -415,11 +415,12 @@ fn selection_matches(sel: &Selection, event: &Value) -> bool {
             .any(|m| m.iter().all(|f| field_matches(f, event))),
         Selection::Keywords(pats) => {
             let text = KEYWORD_FIELDS.iter().find_map(|f| {
-                let path: Vec<String> = f.split('.').map(str::to_string).collect();
-                lookup(event, &path).and_then(Value::as_str)
+                f.split('.')
+                    .try_fold(event, |v, k| v.get(k))
+                    .and_then(Value::as_str)
             });
             let Some(text) = text else { return false };
-            let lower = text.to_lowercase();
+            let lower = lowercase(text);
             pats.iter().any(|p| p.matches_str(text, &lower))
         }
     }
@@ -433,15 +434,32 @@ fn field_matches(f: &FieldMatch, event: &Value) -> bool {
         _ => v.is_some_and(|v| value_matches(p, v)),
     };
     if f.all {
-        f.patterns.iter().all(one)
+        return f.patterns.iter().all(one);
+    }
+    // The common case, a string against a list of patterns: lowercase it once, not per pattern.
+    if let Some(Value::String(s)) = v {
+        let lower = lowercase(s);
+        return f.patterns.iter().any(|p| match p {
+            Pattern::Exists(want) => *want,
+            Pattern::Null => s.is_empty(),
+            _ => p.matches_str(s, &lower),
+        });
+    }
+    f.patterns.iter().any(one)
+}
+
+/// `s` lowercased, without allocating when it has no uppercase letters.
+fn lowercase(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+        std::borrow::Cow::Owned(s.to_lowercase())
     } else {
-        f.patterns.iter().any(one)
+        std::borrow::Cow::Borrowed(s)
     }
 }
 
 fn value_matches(p: &Pattern, v: &Value) -> bool {
     match v {
-        Value::String(s) => p.matches_str(s, &s.to_lowercase()),
+        Value::String(s) => p.matches_str(s, &lowercase(s)),
         Value::Number(n) => {
             if let Pattern::Num { op, value } = p {
                 return n.as_f64().is_some_and(|x| match op {

@@ -55,6 +55,29 @@ fn label_of(event: &Value) -> Option<String> {
     ))
 }
 
+/// A window entry that is not kept as evidence: only what counting and indicators need.
+fn stub(rule: &Rule, event: &Value) -> Value {
+    serde_json::json!({"_stub": {"distinct": rule.distinct_of(event), "indicator": label_of(event)}})
+}
+
+fn is_stub(entry: &Value) -> bool {
+    entry.get("_stub").is_some()
+}
+
+fn distinct_of_entry(rule: &Rule, entry: &Value) -> Option<String> {
+    match entry.get("_stub") {
+        Some(s) => s.get("distinct")?.as_str().map(str::to_string),
+        None => rule.distinct_of(entry),
+    }
+}
+
+fn label_of_entry(entry: &Value) -> Option<String> {
+    match entry.get("_stub") {
+        Some(s) => s.get("indicator")?.as_str().map(str::to_string),
+        None => label_of(entry),
+    }
+}
+
 /// Indicators kept on one incident.
 const MAX_INDICATORS: usize = 20;
 
@@ -197,7 +220,17 @@ impl Detector {
                 };
                 state
                     .window
-                    .retain(|(_, e)| rule.distinct_of(e).as_deref() != Some(value.as_str()));
+                    .retain(|(_, e)| distinct_of_entry(rule, e).as_deref() != Some(value.as_str()));
+            }
+            // Full events are kept only as evidence (the oldest few and the newest); the
+            // rest shrink to what counting needs, so a wide window costs little memory.
+            let samples = state.window.iter().filter(|(_, e)| !is_stub(e)).count();
+            if samples >= MAX_EVIDENCE {
+                if let Some((_, last)) = state.window.back_mut() {
+                    if !is_stub(last) {
+                        *last = stub(rule, last);
+                    }
+                }
             }
             state.window.push_back((ts, event.clone()));
             state.window.retain(|(t, _)| *t > ts - window_ms);
@@ -211,6 +244,7 @@ impl Detector {
                 let evidence: Vec<Value> = state
                     .window
                     .iter()
+                    .filter(|(_, e)| !is_stub(e))
                     .take(MAX_EVIDENCE)
                     .map(|(_, e)| e.clone())
                     .collect();
@@ -229,7 +263,7 @@ impl Detector {
                 let earlier: Vec<String> = state
                     .window
                     .iter()
-                    .filter_map(|(_, e)| label_of(e))
+                    .filter_map(|(_, e)| label_of_entry(e))
                     .collect();
                 add_indicators(&mut inc, &earlier);
                 add_indicators(&mut inc, &labels);
@@ -498,5 +532,21 @@ mod tests {
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].severity, soc_core::Severity::Critical);
         assert_eq!(listed[0].indicators, vec!["ip 203.0.113.9 (feed)"]);
+    }
+
+    #[test]
+    fn wide_windows_keep_few_full_events_but_count_all() {
+        let mut d = Detector::new(vec![rule(50, 100)]);
+        let events: Vec<Value> = (0..49).map(|i| fail("a", i)).collect();
+        assert!(run(&mut d, &events).is_empty());
+        let changes = d.take_changes();
+        let state: KeyState = serde_json::from_str(&changes.upserts[0].2).expect("state");
+        assert_eq!(state.window.len(), 49);
+        let full = state.window.iter().filter(|(_, e)| !is_stub(e)).count();
+        assert_eq!(full, MAX_EVIDENCE, "the oldest four and the newest");
+        let alerts = run(&mut d, &[fail("a", 49)]);
+        assert_eq!(alerts[0].count, 50);
+        assert_eq!(alerts[0].evidence.len(), MAX_EVIDENCE);
+        assert_eq!(alerts[0].source_ip.as_deref(), Some("a"));
     }
 }
