@@ -10,7 +10,9 @@
 //! expected pair is *spurious* when the test expects no alert or its source is not one the
 //! test accuses; an alert of another family against an accused source is counted apart as
 //! *additional* (the hub's tests load only the scenarios under test, so they cannot say
-//! whether it is right).
+//! whether it is right). Tests that load no scenario at all are parser tests: they assert
+//! nothing about alerts, so alerts raised there are listed as *unscored*; the strict
+//! precision counts them as spurious too.
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -137,6 +139,8 @@ struct HubTest {
     #[serde(default)]
     parsers: Vec<String>,
     #[serde(default)]
+    scenarios: Vec<String>,
+    #[serde(default)]
     overflows: Option<Vec<Overflow>>,
 }
 
@@ -153,6 +157,8 @@ pub struct TestResult {
     pub test: String,
     pub log_type: String,
     pub in_scope: bool,
+    /// The test loads no scenario: it checks parsing only and asserts no alert either way.
+    pub parser_only: bool,
     pub lines: usize,
     /// (family, source) pairs expected.
     pub expected: BTreeSet<(String, String)>,
@@ -162,6 +168,8 @@ pub struct TestResult {
     pub spurious: BTreeSet<(String, String)>,
     /// (family, key) of alerts of another family against an accused source.
     pub additional: BTreeSet<(String, String)>,
+    /// (family, key) of alerts in a parser-only test.
+    pub unscored: BTreeSet<(String, String)>,
     /// Rule ids and keys of every alert raised.
     pub alerts: Vec<(String, String)>,
 }
@@ -174,6 +182,7 @@ pub struct Score {
     pub missed: usize,
     pub spurious: usize,
     pub additional: usize,
+    pub unscored: usize,
 }
 
 impl Score {
@@ -184,6 +193,7 @@ impl Score {
         self.missed += r.missed.len();
         self.spurious += r.spurious.len();
         self.additional += r.additional.len();
+        self.unscored += r.unscored.len();
     }
 
     /// Share of expected alerts found.
@@ -195,13 +205,24 @@ impl Score {
         }
     }
 
-    /// Share of raised alerts that are not spurious (additional ones count as raised, right).
+    /// Share of raised alerts that are not spurious (additional ones count as raised, right),
+    /// in tests that load scenarios.
     pub fn precision(&self) -> f64 {
         let raised = self.found + self.spurious + self.additional;
         if raised == 0 {
             1.0
         } else {
             1.0 - self.spurious as f64 / raised as f64
+        }
+    }
+
+    /// Precision counting alerts in parser-only tests as spurious too.
+    pub fn strict_precision(&self) -> f64 {
+        let raised = self.found + self.spurious + self.additional + self.unscored;
+        if raised == 0 {
+            1.0
+        } else {
+            1.0 - (self.spurious + self.unscored) as f64 / raised as f64
         }
     }
 }
@@ -323,16 +344,24 @@ impl Evaluator {
             }
         }
         let missed = expected.difference(&found).cloned().collect();
+        let parser_only = t.scenarios.iter().all(|s| s.trim().is_empty());
+        let unscored = if parser_only {
+            std::mem::take(&mut spurious)
+        } else {
+            BTreeSet::new()
+        };
         TestResult {
             test: t.test.clone(),
             log_type: t.log_type.clone(),
             in_scope: self.mapping.in_scope(&t.parsers),
+            parser_only,
             lines,
             expected,
             found,
             missed,
             spurious,
             additional,
+            unscored,
             alerts: alerts
                 .iter()
                 .map(|a| (a.rule_id.clone(), a.group_key.clone()))
@@ -387,6 +416,7 @@ fn summarize(tests: Vec<TestResult>) -> Report {
                 .iter()
                 .chain(&r.spurious)
                 .chain(&r.additional)
+                .chain(&r.unscored)
                 .chain(&r.found)
             {
                 fams.insert(f);
@@ -399,6 +429,7 @@ fn summarize(tests: Vec<TestResult>) -> Report {
                 s.missed += r.missed.iter().filter(|(x, _)| x == f).count();
                 s.spurious += r.spurious.iter().filter(|(x, _)| x == f).count();
                 s.additional += r.additional.iter().filter(|(x, _)| x == f).count();
+                s.unscored += r.unscored.iter().filter(|(x, _)| x == f).count();
             }
         }
     }
@@ -413,22 +444,34 @@ fn summarize(tests: Vec<TestResult>) -> Report {
 
 fn row(name: &str, s: &Score) -> String {
     format!(
-        "{name:<28} {:>5} {:>8} {:>6} {:>6} {:>8} {:>10} {:>7.1}% {:>9.1}%",
+        "{name:<24} {:>5} {:>8} {:>6} {:>6} {:>8} {:>10} {:>8} {:>7.1}% {:>9.1}% {:>7.1}%",
         s.tests,
         s.expected,
         s.found,
         s.missed,
         s.spurious,
         s.additional,
+        s.unscored,
         100.0 * s.recall(),
-        100.0 * s.precision()
+        100.0 * s.precision(),
+        100.0 * s.strict_precision()
     )
 }
 
 pub fn print(report: &Report, verbose: bool) {
     let header = format!(
-        "{:<28} {:>5} {:>8} {:>6} {:>6} {:>8} {:>10} {:>8} {:>10}",
-        "", "tests", "expected", "found", "missed", "spurious", "additional", "recall", "precision"
+        "{:<24} {:>5} {:>8} {:>6} {:>6} {:>8} {:>10} {:>8} {:>8} {:>10} {:>8}",
+        "",
+        "tests",
+        "expected",
+        "found",
+        "missed",
+        "spurious",
+        "additional",
+        "unscored",
+        "recall",
+        "precision",
+        "strict"
     );
     println!("In-scope tests by log type\n{header}");
     for (t, s) in &report.by_log_type {
@@ -450,6 +493,12 @@ pub fn print(report: &Report, verbose: bool) {
     println!("\nSpurious (in scope):");
     for r in report.tests.iter().filter(|r| r.in_scope) {
         for (f, s) in &r.spurious {
+            println!("  {:<36} {f} {s}", r.test);
+        }
+    }
+    println!("\nUnscored (in scope, alerts in tests that load no scenario):");
+    for r in report.tests.iter().filter(|r| r.in_scope) {
+        for (f, s) in &r.unscored {
             println!("  {:<36} {f} {s}", r.test);
         }
     }

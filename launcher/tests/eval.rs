@@ -4,8 +4,19 @@
 use soc::eval::{Evaluator, Mapping};
 use std::path::Path;
 
-/// Floors, per log type and overall: (log type, min recall, min precision).
-const FLOORS: &[(&str, f64, f64)] = &[("in scope", 0.0, 0.0)];
+/// Floors, per log type and overall: (log type, min recall, min precision). They are the
+/// scores reached; raise them when detections improve, never lower them to pass.
+const FLOORS: &[(&str, f64, f64)] = &[
+    ("in scope", 0.966, 0.967),
+    ("nginx", 1.0, 0.947),
+    ("apache2", 1.0, 1.0),
+    ("syslog", 0.880, 0.974),
+    ("suricata-evelogs", 1.0, 1.0),
+    ("auditd", 1.0, 1.0),
+    ("proftpd", 1.0, 1.0),
+    ("vsftpd", 1.0, 1.0),
+    ("exim", 1.0, 1.0),
+];
 
 #[test]
 fn hub_scores_do_not_regress() {

@@ -150,6 +150,47 @@ impl Detection {
         self.eval(&self.condition, event)
     }
 
+    /// The values `field` must equal for the detection to match at all, when the condition
+    /// requires it (a selection ANDed at the top whose every alternative pins the field with
+    /// plain values). The detector uses it to skip rules that cannot match an event.
+    pub fn required_values(&self, field: &str) -> Option<Vec<String>> {
+        let names: Vec<&String> = match &self.condition {
+            Expr::Sel(n) => vec![n],
+            Expr::And(items) => items
+                .iter()
+                .filter_map(|e| match e {
+                    Expr::Sel(n) => Some(n),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        'selections: for name in names {
+            let Some(Selection::Maps(maps)) = self.selections.get(name) else {
+                continue;
+            };
+            let mut values = Vec::new();
+            for m in maps {
+                let Some(f) = m.iter().find(|f| !f.all && f.path.join(".") == field) else {
+                    continue 'selections;
+                };
+                for p in &f.patterns {
+                    match p {
+                        Pattern::Eq {
+                            value,
+                            cased: false,
+                        } => values.push(value.clone()),
+                        _ => continue 'selections,
+                    }
+                }
+            }
+            if !values.is_empty() {
+                return Some(values);
+            }
+        }
+        None
+    }
+
     /// Every field path the detection reads (for validation and docs).
     pub fn fields(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -832,5 +873,20 @@ mod tests {
         let ip: IpAddr = "2001:db8::1".parse().expect("ip");
         assert!(in_cidr(&ip, &"2001:db8::".parse().expect("net"), 32));
         assert!(!in_cidr(&ip, &"2001:db9::".parse().expect("net"), 32));
+    }
+
+    #[test]
+    fn required_values_are_found_only_when_the_condition_needs_them() {
+        let d = det("http:\n  event.dataset: [http.access, HTTP.error]\nx:\n  url.original|contains: a\ncondition: http and x");
+        assert_eq!(
+            d.required_values("event.dataset"),
+            Some(vec!["http.access".to_string(), "http.error".to_string()])
+        );
+        let d = det("http:\n  event.dataset: http.access\nx:\n  url.original|contains: a\ncondition: http or x");
+        assert_eq!(d.required_values("event.dataset"), None);
+        let d = det("sel:\n  - event.dataset: sshd\n  - user.name: root\ncondition: sel");
+        assert_eq!(d.required_values("event.dataset"), None);
+        let d = det("sel:\n  event.dataset|contains: ssh\ncondition: sel");
+        assert_eq!(d.required_values("event.dataset"), None);
     }
 }

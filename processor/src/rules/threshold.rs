@@ -94,6 +94,10 @@ type StateKey = (usize, String);
 
 pub struct Detector {
     rules: Vec<Rule>,
+    /// Rules that can only match one of a few `event.dataset` values, by value.
+    by_dataset: HashMap<String, Vec<usize>>,
+    /// Rules that may match any dataset.
+    any_dataset: Vec<usize>,
     iocs: IocSet,
     states: HashMap<StateKey, KeyState>,
     dirty: HashSet<StateKey>,
@@ -130,8 +134,22 @@ fn host_of(event: &Value) -> Option<String> {
 
 impl Detector {
     pub fn new(rules: Vec<Rule>) -> Self {
+        let mut by_dataset: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut any_dataset = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            match r.detection.required_values("event.dataset") {
+                Some(values) => {
+                    for v in values {
+                        by_dataset.entry(v).or_default().push(i);
+                    }
+                }
+                None => any_dataset.push(i),
+            }
+        }
         Detector {
             rules,
+            by_dataset,
+            any_dataset,
             iocs: IocSet::default(),
             states: HashMap::new(),
             dirty: HashSet::new(),
@@ -181,7 +199,17 @@ impl Detector {
         let ts = event_time_ms(event, record_ts_ms);
         self.watermark_ms = self.watermark_ms.max(ts);
         let mut out = Vec::new();
-        for idx in 0..self.rules.len() {
+        // Only the rules that can match this event's dataset, in rule order.
+        let dataset = super::lookup(event, "event.dataset")
+            .and_then(Value::as_str)
+            .map(str::to_lowercase);
+        let mut candidates: Vec<usize> = self.any_dataset.clone();
+        if let Some(list) = dataset.as_deref().and_then(|d| self.by_dataset.get(d)) {
+            candidates.extend_from_slice(list);
+            candidates.sort_unstable();
+            candidates.dedup();
+        }
+        for idx in candidates {
             let rule = &self.rules[idx];
             if !rule.matches(event) {
                 continue;
@@ -232,8 +260,12 @@ impl Detector {
                     }
                 }
             }
-            state.window.push_back((ts, event.clone()));
-            state.window.retain(|(t, _)| *t > ts - window_ms);
+            // Kept in event-time order, and trimmed against the newest event, so lines that
+            // arrive out of order count as they happened.
+            let pos = state.window.partition_point(|(t, _)| *t <= ts);
+            state.window.insert(pos, (ts, event.clone()));
+            let newest = state.window.back().map_or(ts, |(t, _)| *t);
+            state.window.retain(|(t, _)| *t > newest - window_ms);
             while state.window.len() > threshold {
                 state.window.pop_front();
             }
@@ -548,5 +580,18 @@ mod tests {
         assert_eq!(alerts[0].count, 50);
         assert_eq!(alerts[0].evidence.len(), MAX_EVIDENCE);
         assert_eq!(alerts[0].source_ip.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn out_of_order_events_count_by_their_own_time() {
+        let mut d = Detector::new(vec![rule(3, 10)]);
+        // Two events 100 s apart arrive first, then two old ones: no three within 10 s.
+        let alerts = run(
+            &mut d,
+            &[fail("a", 100), fail("a", 101), fail("a", 0), fail("a", 1)],
+        );
+        assert!(alerts.is_empty(), "{alerts:?}");
+        let alerts = run(&mut d, &[fail("a", 99)]);
+        assert_eq!(alerts.len(), 1, "99, 100 and 101 are within 10 s");
     }
 }
