@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use soc_core::Alert;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Samples kept as evidence on an alert.
@@ -21,7 +22,8 @@ pub const MAX_EVIDENCE: usize = 5;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KeyState {
     /// Matching events not yet part of an incident: (event time ms, sample).
-    pub window: VecDeque<(i64, Value)>,
+    /// Shared between the rules an event matched, so it is stored once in memory.
+    pub window: VecDeque<(i64, Arc<Value>)>,
     pub incident: Option<Incident>,
     /// Latest event time seen for this key.
     pub last_ms: i64,
@@ -209,6 +211,8 @@ impl Detector {
             candidates.sort_unstable();
             candidates.dedup();
         }
+        // One copy of the event for every window it enters.
+        let mut shared: Option<Arc<Value>> = None;
         for idx in candidates {
             let rule = &self.rules[idx];
             if !rule.matches(event) {
@@ -256,14 +260,17 @@ impl Detector {
             if samples >= MAX_EVIDENCE {
                 if let Some((_, last)) = state.window.back_mut() {
                     if !is_stub(last) {
-                        *last = stub(rule, last);
+                        *last = Arc::new(stub(rule, last));
                     }
                 }
             }
             // Kept in event-time order, and trimmed against the newest event, so lines that
             // arrive out of order count as they happened.
             let pos = state.window.partition_point(|(t, _)| *t <= ts);
-            state.window.insert(pos, (ts, event.clone()));
+            let shared = shared
+                .get_or_insert_with(|| Arc::new(event.clone()))
+                .clone();
+            state.window.insert(pos, (ts, shared));
             let newest = state.window.back().map_or(ts, |(t, _)| *t);
             state.window.retain(|(t, _)| *t > newest - window_ms);
             while state.window.len() > threshold {
@@ -278,7 +285,7 @@ impl Detector {
                     .iter()
                     .filter(|(_, e)| !is_stub(e))
                     .take(MAX_EVIDENCE)
-                    .map(|(_, e)| e.clone())
+                    .map(|(_, e)| Value::clone(e))
                     .collect();
                 let mut inc = Incident {
                     id: Alert::incident_id(&rule.id, &sk.1, first_seen),
