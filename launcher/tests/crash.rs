@@ -71,11 +71,13 @@ fn free_port() -> u16 {
         .expect("port")
 }
 
+/// Every SSH brute-force alert (other rules, such as user enumeration, fire on this log too).
 fn fetch_all(port: u16) -> Option<Vec<serde_json::Value>> {
     let mut all = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut url = format!("http://127.0.0.1:{port}/api/alerts?limit=500");
+        let mut url =
+            format!("http://127.0.0.1:{port}/api/alerts?limit=500&rule_id=soc/ssh-bruteforce");
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={c}"));
         }
