@@ -183,19 +183,34 @@ async fn dashboard_shows_alerts_live_without_reload() {
     .await
     .expect("replay");
 
+    // The log raises two incidents: the brute force and the user enumeration behind it.
+    let brute_force = |rows: &[Vec<String>]| -> Option<Vec<String>> {
+        rows.iter()
+            .find(|r| r.get(1).is_some_and(|t| t.starts_with("SSH brute force")))
+            .cloned()
+    };
     let rows = browser
         .wait_for(ROWS, |v| {
             v.as_str()
                 .and_then(|s| serde_json::from_str::<Vec<Vec<String>>>(s).ok())
-                .is_some_and(|rows| rows.len() == 1 && rows[0].get(4).is_some_and(|c| c == "6"))
+                .is_some_and(|rows| {
+                    rows.len() == 2
+                        && brute_force(&rows).is_some_and(|r| r.get(4).is_some_and(|c| c == "6"))
+                })
         })
         .await;
     let rows: Vec<Vec<String>> =
         serde_json::from_str(rows.as_str().expect("string")).expect("rows");
-    assert_eq!(rows[0][0], "high");
-    assert_eq!(rows[0][2], "35.188.49.176");
-    assert_eq!(rows[0][3], "sd-126005");
-    assert!(rows[0][7].contains("T1110"), "{:?}", rows[0]);
+    let row = brute_force(&rows).expect("brute-force row");
+    assert_eq!(row[0], "high");
+    assert_eq!(row[2], "35.188.49.176");
+    assert_eq!(row[3], "sd-126005");
+    assert!(row[7].contains("T1110"), "{row:?}");
+    assert!(
+        rows.iter()
+            .any(|r| r[1].starts_with("SSH user enumeration")),
+        "{rows:?}"
+    );
     assert_eq!(
         browser.eval("window.__noReload").await,
         42,

@@ -48,10 +48,10 @@ async fn ssh_bruteforce_corpus_raises_its_alert_on_the_api_and_the_websocket() {
     // Seven lines, the last one empty (skipped); the sixth comes from `sshd-session`.
     assert_eq!(report.lines, 6);
 
-    // The WebSocket sees the incident raised, then updated by the 6th failure.
+    // The WebSocket sees the brute-force incident raised, then updated by the 6th failure.
     let mut last = serde_json::Value::Null;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while last["alert"]["count"] != 6 {
+    while !(last["alert"]["count"] == 6 && last["alert"]["rule_id"] == "soc/ssh-bruteforce") {
         let msg = tokio::time::timeout_at(deadline, ws.next())
             .await
             .expect("alert on the websocket in time")
@@ -67,12 +67,13 @@ async fn ssh_bruteforce_corpus_raises_its_alert_on_the_api_and_the_websocket() {
     assert_eq!(last["alert"]["host_name"], "sd-126005");
     assert_eq!(last["alert"]["mitre"][0], "T1110");
 
-    let page: serde_json::Value = reqwest::get(format!("{base}/api/alerts"))
-        .await
-        .expect("api")
-        .json()
-        .await
-        .expect("json");
+    let page: serde_json::Value =
+        reqwest::get(format!("{base}/api/alerts?rule_id=soc/ssh-bruteforce"))
+            .await
+            .expect("api")
+            .json()
+            .await
+            .expect("json");
     let alerts = page["alerts"].as_array().expect("alerts");
     assert_eq!(
         alerts.len(),
@@ -87,6 +88,21 @@ async fn ssh_bruteforce_corpus_raises_its_alert_on_the_api_and_the_websocket() {
         Some("02-12T14:10:21")
     );
     assert_eq!(alerts[0]["evidence"][0]["user"]["name"], "pascal");
+
+    // The same six failures try six user names: the enumeration rule raises its own incident.
+    let all: serde_json::Value = reqwest::get(format!("{base}/api/alerts"))
+        .await
+        .expect("api")
+        .json()
+        .await
+        .expect("json");
+    let rules: Vec<&str> = all["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter_map(|a| a["rule_id"].as_str())
+        .collect();
+    assert!(rules.contains(&"soc/ssh-user-enumeration"), "{rules:?}");
 
     let _ = stop.send(true);
     pipeline.wait().await.expect("clean shutdown");
