@@ -6,7 +6,7 @@ use crate::ecs::{self, is_ip};
 use crate::time::{format, parse_clf};
 use chrono::{DateTime, Utc};
 use soc_core::event::{
-    Endpoint, Event, Http, HttpRequest, HttpResponse, Url, User, UserAgent, KIND_EVENT,
+    Endpoint, Event, Http, HttpRequest, HttpResponse, User, UserAgent, KIND_EVENT,
 };
 
 /// Read one quoted field starting at `s[0] == '"'`, honouring `\"`; returns (content, rest).
@@ -227,18 +227,10 @@ fn build(time: DateTime<Utc>, a: Access<'_>) -> Event {
         });
     }
     if let Some(target) = a.target {
-        let (path, query) = match target.split_once('?') {
-            Some((p, q)) => (p, Some(q.to_string())),
-            None => (target, None),
-        };
-        ev.url = Some(Url {
-            original: Some(target.to_string()),
-            path: Some(path.to_string()),
-            query,
-            domain: a
-                .vhost
-                .map(|v| v.split(':').next().unwrap_or(v).to_string()),
-        });
+        let domain = a
+            .vhost
+            .map(|v| v.split(':').next().unwrap_or(v).to_string());
+        ev.url = Some(crate::ecs::url(target, domain));
     }
     ev.http = Some(Http {
         version: a.version.map(str::to_string),

@@ -1,7 +1,7 @@
 //! Small setters and scanners shared by the program parsers, so every parser writes the same
 //! ECS shape (category, outcome, service) and reads addresses the same way.
 
-use soc_core::event::{Endpoint, Event, Service, TargetUser, User, KIND_EVENT};
+use soc_core::event::{Endpoint, Event, Service, TargetUser, Url, User, KIND_EVENT};
 
 pub const AUTHENTICATION: &str = "authentication";
 pub const NETWORK: &str = "network";
@@ -73,6 +73,20 @@ pub fn target_user(ev: &mut Event, name: &str) {
         name: Some(name.to_string()),
         id: None,
     });
+}
+
+/// `url.*` from a request target as sent (path and query split at the first `?`).
+pub fn url(target: &str, domain: Option<String>) -> Url {
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q.to_string())),
+        None => (target, None),
+    };
+    Url {
+        original: Some(target.to_string()),
+        path: Some(path.to_string()),
+        query,
+        domain,
+    }
 }
 
 pub fn is_ip(s: &str) -> bool {

@@ -4,7 +4,7 @@
 use crate::ecs::{self, is_ip, AUTHENTICATION, FAILURE, WEB};
 use crate::time::{self, parse_ctime};
 use chrono::{NaiveDate, TimeZone, Utc};
-use soc_core::event::{Event, Http, HttpRequest, Url};
+use soc_core::event::{Event, Http, HttpRequest};
 
 const DATASET: &str = "http.error";
 
@@ -80,16 +80,7 @@ fn finish(
         ecs::user(ev, u);
     }
     if let Some(target) = target {
-        let (path, query) = match target.split_once('?') {
-            Some((p, q)) => (p, Some(q.to_string())),
-            None => (target, None),
-        };
-        ev.url = Some(Url {
-            original: Some(target.to_string()),
-            path: Some(path.to_string()),
-            query,
-            domain: None,
-        });
+        ev.url = Some(crate::ecs::url(target, None));
     }
     if let Some(m) = method {
         ev.http = Some(Http {

@@ -7,7 +7,7 @@ use crate::suricata;
 use crate::time::{format, parse_rfc3339};
 use serde_json::{Map, Value};
 use soc_core::event::{
-    Endpoint, Event, Host, Http, HttpRequest, HttpResponse, Url, User, UserAgent, KIND_EVENT,
+    Endpoint, Event, Host, Http, HttpRequest, HttpResponse, User, UserAgent, KIND_EVENT,
 };
 
 fn first_str<'a>(obj: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a str> {
@@ -94,16 +94,7 @@ pub fn parse(line: &str) -> Option<Event> {
         ],
     );
     if let Some(target) = target {
-        let (path, query) = match target.split_once('?') {
-            Some((p, q)) => (p, Some(q.to_string())),
-            None => (target, None),
-        };
-        ev.url = Some(Url {
-            original: Some(target.to_string()),
-            path: Some(path.to_string()),
-            query,
-            domain: None,
-        });
+        ev.url = Some(crate::ecs::url(target, None));
     }
     let method = first_str(&obj, &["http.request.method", "method", "request_method"]);
     let status = status(&obj);

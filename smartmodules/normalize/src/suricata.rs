@@ -8,7 +8,7 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use serde_json::{Map, Value};
 use soc_core::event::{
     Dns, DnsQuestion, Event, File, Http, HttpRequest, HttpResponse, Network, Rule, Tls, TlsClient,
-    Url, UserAgent,
+    UserAgent,
 };
 
 const EVE: &str = "suricata.eve";
@@ -88,16 +88,7 @@ pub fn apply(obj: &Map<String, Value>, ev: &mut Event) {
             ecs::mark(ev, EVE, kind, Some(WEB));
         }
         if let Some(target) = s(http, "url") {
-            let (path, query) = match target.split_once('?') {
-                Some((p, q)) => (p, Some(q.to_string())),
-                None => (target, None),
-            };
-            ev.url = Some(Url {
-                original: Some(target.to_string()),
-                path: Some(path.to_string()),
-                query,
-                domain: s(http, "hostname").map(str::to_string),
-            });
+            ev.url = Some(ecs::url(target, s(http, "hostname").map(str::to_string)));
         }
         ev.http = Some(Http {
             version: s(http, "protocol")
