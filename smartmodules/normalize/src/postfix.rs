@@ -34,6 +34,12 @@ pub fn apply(msg: &str, ev: &mut Event) -> bool {
                 ev.source = probe.source;
                 ev.service = probe.service;
                 ev.event.reason = r[i + 2..].split(':').next().map(str::to_string);
+                // Newer postfix names the account tried: `..., sasl_username=user@example.org`.
+                if let Some(user) = r.rsplit_once("sasl_username=").map(|(_, u)| u.trim()) {
+                    if !user.is_empty() && !user.contains(' ') {
+                        ecs::user(ev, user);
+                    }
+                }
                 return true;
             }
         }
@@ -115,5 +121,17 @@ mod tests {
         assert!(run("connect from unknown[192.168.1.1]").is_none());
         assert!(run("4F2A: client=unknown[192.168.1.1]").is_none());
         assert!(run("warning: hostname x does not resolve to address 1.2.3.4").is_none());
+    }
+
+    #[test]
+    fn sasl_failure_names_the_account_when_postfix_logs_it() {
+        let ev = run("warning: unknown[203.0.113.10]: SASL LOGIN authentication failed: (reason unavailable), sasl_username=postmaster@example.org")
+            .expect("parsed");
+        assert_eq!(ev.user_name(), Some("postmaster@example.org"));
+        assert_eq!(ev.source_ip(), Some("203.0.113.10"));
+        let ev =
+            run("warning: unknown[203.0.113.10]: SASL LOGIN authentication failed: UGFzc3dvcmQ6")
+                .expect("parsed");
+        assert_eq!(ev.user_name(), None);
     }
 }
