@@ -22,6 +22,7 @@ use soc_core::stream::Record;
 use soc_core::Alert;
 use soc_processor::ioc::IocSet;
 use soc_processor::pipeline::{detect, ProcessorStats};
+use soc_processor::rules::detection::wildcard_match as wildcard;
 use soc_processor::rules::threshold::Detector;
 use soc_processor::rules::{load_rules, Rule};
 use std::collections::{BTreeMap, BTreeSet};
@@ -63,25 +64,6 @@ struct ScenarioFamily {
 
 /// Family of scenarios that do not describe an attack; their expectations are not scored.
 const NOT_APPLICABLE: &str = "not-applicable";
-
-fn wildcard(pattern: &str, s: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == s;
-    }
-    let (first, rest) = parts.split_first().unwrap_or((&"", &[]));
-    let Some(mut tail) = s.strip_prefix(first) else {
-        return false;
-    };
-    let (last, middle) = rest.split_last().unwrap_or((&"", &[]));
-    for part in middle {
-        match tail.find(part) {
-            Some(i) => tail = &tail[i + part.len()..],
-            None => return false,
-        }
-    }
-    tail.ends_with(last)
-}
 
 impl Mapping {
     pub fn load(path: &Path) -> Result<Mapping> {

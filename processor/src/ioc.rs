@@ -9,7 +9,7 @@
 //! an alert, and any other alert raised by that event is raised one severity level.
 
 use crate::error::{Error, Result};
-use crate::rules::detection::in_cidr;
+use crate::rules::detection::{in_cidr, parse_cidr, parse_ip};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -73,18 +73,7 @@ pub struct IocSet {
 }
 
 fn lookup<'a>(event: &'a Value, path: &str) -> Option<&'a str> {
-    path.split('.')
-        .try_fold(event, |v, key| v.get(key))
-        .and_then(Value::as_str)
-}
-
-/// An IP as written in logs: IPv4-mapped IPv6 compares as IPv4.
-fn canonical_ip(s: &str) -> Option<IpAddr> {
-    let ip: IpAddr = s.parse().ok()?;
-    Some(match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    })
+    crate::rules::lookup(event, path).and_then(Value::as_str)
 }
 
 impl IocSet {
@@ -152,16 +141,11 @@ impl IocSet {
             let bad = |why: &str| (n + 1, format!("`{value}`: {why}"));
             match kind {
                 "ip" => {
-                    let ip = canonical_ip(value).ok_or_else(|| bad("not an IP address"))?;
+                    let ip = parse_ip(value).ok_or_else(|| bad("not an IP address"))?;
                     self.ips.insert(ip, ind("ip", value.to_string()));
                 }
                 "cidr" => {
-                    let (net, prefix) = value.split_once('/').ok_or_else(|| bad("no /prefix"))?;
-                    let net = canonical_ip(net).ok_or_else(|| bad("not a network"))?;
-                    let prefix: u8 = prefix.parse().map_err(|_| bad("bad prefix"))?;
-                    if prefix > if net.is_ipv4() { 32 } else { 128 } {
-                        return Err(bad("prefix too long"));
-                    }
+                    let (net, prefix) = parse_cidr(value).map_err(|e| bad(&e))?;
                     self.cidrs.push((net, prefix, ind("cidr", value.to_string())));
                 }
                 "domain" => {
@@ -207,7 +191,7 @@ impl IocSet {
             return hits;
         }
         for f in IP_FIELDS {
-            let Some(ip) = lookup(event, f).and_then(canonical_ip) else {
+            let Some(ip) = lookup(event, f).and_then(parse_ip) else {
                 continue;
             };
             if let Some(i) = self.ips.get(&ip) {

@@ -191,23 +191,6 @@ impl Detection {
         None
     }
 
-    /// Every field path the detection reads (for validation and docs).
-    pub fn fields(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for sel in self.selections.values() {
-            if let Selection::Maps(maps) = sel {
-                for m in maps {
-                    for f in m {
-                        out.push(f.path.join("."));
-                    }
-                }
-            }
-        }
-        out.sort();
-        out.dedup();
-        out
-    }
-
     fn eval(&self, expr: &Expr, event: &Value) -> bool {
         match expr {
             Expr::Sel(name) => self
@@ -387,13 +370,7 @@ fn pattern(mods: &[&str], val: &Yaml) -> Result<Pattern, ParseError> {
             Pattern::Re(Regex::new(&src).map_err(|e| e.to_string())?)
         }
         Some("cidr") => {
-            let (net, prefix) = raw.split_once('/').ok_or("cidr needs a prefix length")?;
-            let net: IpAddr = net.parse().map_err(|_| format!("bad network `{net}`"))?;
-            let prefix: u8 = prefix.parse().map_err(|_| "bad prefix length")?;
-            let max = if net.is_ipv4() { 32 } else { 128 };
-            if prefix > max {
-                return Err(format!("prefix /{prefix} is too long"));
-            }
+            let (net, prefix) = parse_cidr(&raw)?;
             Pattern::Cidr { net, prefix }
         }
         Some("exists") => Pattern::Exists(match raw.as_str() {
@@ -438,15 +415,7 @@ fn unescape(s: &str) -> String {
 }
 
 fn lookup<'a>(event: &'a Value, path: &[String]) -> Option<&'a Value> {
-    let mut v = event;
-    for key in path {
-        // A numeric segment indexes an array (`process.args.0`).
-        v = match v {
-            Value::Array(items) => items.get(key.parse::<usize>().ok()?)?,
-            _ => v.get(key)?,
-        };
-    }
-    (!v.is_null()).then_some(v)
+    super::lookup_segments(event, path.iter().map(String::as_str)).filter(|v| !v.is_null())
 }
 
 fn selection_matches(sel: &Selection, event: &Value) -> bool {
@@ -455,11 +424,9 @@ fn selection_matches(sel: &Selection, event: &Value) -> bool {
             .iter()
             .any(|m| m.iter().all(|f| field_matches(f, event))),
         Selection::Keywords(pats) => {
-            let text = KEYWORD_FIELDS.iter().find_map(|f| {
-                f.split('.')
-                    .try_fold(event, |v, k| v.get(k))
-                    .and_then(Value::as_str)
-            });
+            let text = KEYWORD_FIELDS
+                .iter()
+                .find_map(|f| super::lookup(event, f).and_then(Value::as_str));
             let Some(text) = text else { return false };
             let lower = lowercase(text);
             pats.iter().any(|p| p.matches_str(text, &lower))
@@ -533,9 +500,9 @@ impl Pattern {
             Pattern::StartsWith { value, cased } => pick(*cased).starts_with(value.as_str()),
             Pattern::EndsWith { value, cased } => pick(*cased).ends_with(value.as_str()),
             Pattern::Re(re) => re.is_match(s),
-            Pattern::Cidr { net, prefix } => s
-                .parse::<IpAddr>()
-                .is_ok_and(|ip| in_cidr(&ip, net, *prefix)),
+            Pattern::Cidr { net, prefix } => {
+                parse_ip(s).is_some_and(|ip| in_cidr(&ip, net, *prefix))
+            }
             Pattern::Num { op, value } => s.parse::<f64>().is_ok_and(|x| match op {
                 NumOp::Lt => x < *value,
                 NumOp::Lte => x <= *value,
@@ -547,16 +514,34 @@ impl Pattern {
     }
 }
 
+/// IPv4-mapped IPv6 (`::ffff:a.b.c.d`, as dual-stack servers log clients) as plain IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// An IP address as written in logs, in canonical form.
+pub fn parse_ip(s: &str) -> Option<IpAddr> {
+    s.parse().ok().map(canonical)
+}
+
+/// `net/prefix`, e.g. `198.51.100.0/24`.
+pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
+    let (net, prefix) = s.split_once('/').ok_or("cidr needs a prefix length")?;
+    let net = parse_ip(net).ok_or_else(|| format!("bad network `{net}`"))?;
+    let prefix: u8 = prefix.parse().map_err(|_| "bad prefix length")?;
+    let max = if net.is_ipv4() { 32 } else { 128 };
+    if prefix > max {
+        return Err(format!("prefix /{prefix} is too long"));
+    }
+    Ok((net, prefix))
+}
+
 /// Does `ip` fall in `net/prefix`? IPv4-mapped IPv6 addresses count as IPv4.
 pub fn in_cidr(ip: &IpAddr, net: &IpAddr, prefix: u8) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(*v6)),
-        v4 => *v4,
-    };
-    match (ip, net) {
+    match (canonical(*ip), net) {
         (IpAddr::V4(a), IpAddr::V4(b)) => {
             let mask = if prefix == 0 {
                 0
@@ -575,6 +560,12 @@ pub fn in_cidr(ip: &IpAddr, net: &IpAddr, prefix: u8) -> bool {
         }
         _ => false,
     }
+}
+
+/// Does `s` match `pattern`, where `*` matches any run and `?` one character?
+pub fn wildcard_match(pattern: &str, s: &str) -> bool {
+    let chars: Vec<char> = pattern.chars().collect();
+    glob(&chars, s)
 }
 
 /// Wildcard match (`*` any run, `?` one char), iterative with one backtrack point.
@@ -725,7 +716,7 @@ impl CondParser<'_> {
                 let names: Vec<String> = self
                     .selections
                     .keys()
-                    .filter(|n| target == "them" || name_glob(&target, n))
+                    .filter(|n| target == "them" || wildcard_match(&target, n))
                     .cloned()
                     .collect();
                 if names.is_empty() {
@@ -746,12 +737,6 @@ impl CondParser<'_> {
             other => Err(format!("unexpected {other:?} in condition")),
         }
     }
-}
-
-/// Selection-name patterns in `1 of sel*`: only `*` is a wildcard.
-fn name_glob(pattern: &str, name: &str) -> bool {
-    let chars: Vec<char> = pattern.chars().collect();
-    glob(&chars, name)
 }
 
 #[cfg(test)]

@@ -90,7 +90,18 @@ pub enum RuleFormat {
 
 /// Look up a dotted path in a JSON object.
 pub fn lookup<'a>(event: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(event, |v, key| v.get(key))
+    lookup_segments(event, path.split('.'))
+}
+
+/// Look up a path given as segments; a numeric segment indexes an array (`process.args.0`).
+pub fn lookup_segments<'a, 'p>(
+    event: &'a Value,
+    path: impl IntoIterator<Item = &'p str>,
+) -> Option<&'a Value> {
+    path.into_iter().try_fold(event, |v, key| match v {
+        Value::Array(items) => items.get(key.parse::<usize>().ok()?),
+        _ => v.get(key),
+    })
 }
 
 /// A field value usable as a key: a non-empty string or a number.
