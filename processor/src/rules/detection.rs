@@ -457,7 +457,7 @@ fn field_matches(f: &FieldMatch, event: &Value) -> bool {
 }
 
 /// `s` lowercased, without allocating when it has no uppercase letters.
-fn lowercase(s: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn lowercase(s: &str) -> std::borrow::Cow<'_, str> {
     if s.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
         std::borrow::Cow::Owned(s.to_lowercase())
     } else {

@@ -6,6 +6,7 @@
 //! event update it (count, last seen) under the same id; after a quiet window it closes.
 //! Because only event time is read, a replayed file raises the same alerts as live traffic.
 
+use super::detection::lowercase;
 use super::Rule;
 use crate::ioc::{self, Hit, IocSet};
 use chrono::{DateTime, Utc};
@@ -21,9 +22,8 @@ pub const MAX_EVIDENCE: usize = 5;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KeyState {
-    /// Matching events not yet part of an incident: (event time ms, sample).
-    /// Shared between the rules an event matched, so it is stored once in memory.
-    pub window: VecDeque<(i64, Arc<Value>)>,
+    /// Matching events not yet part of an incident, in event-time order.
+    pub window: VecDeque<Entry>,
     pub incident: Option<Incident>,
     /// Latest event time seen for this key.
     pub last_ms: i64,
@@ -46,38 +46,20 @@ pub struct Incident {
     pub indicators: Vec<String>,
 }
 
-/// The label of the indicator an annotated event matched.
-fn label_of(event: &Value) -> Option<String> {
-    let i = super::lookup(event, "threat.indicator")?;
-    Some(format!(
-        "{} {} ({})",
-        i.get("type")?.as_str()?,
-        i.get("value")?.as_str()?,
-        i.get("list")?.as_str()?
-    ))
-}
-
-/// A window entry that is not kept as evidence: only what counting and indicators need.
-fn stub(rule: &Rule, event: &Value) -> Value {
-    serde_json::json!({"_stub": {"distinct": rule.distinct_of(event), "indicator": label_of(event)}})
-}
-
-fn is_stub(entry: &Value) -> bool {
-    entry.get("_stub").is_some()
-}
-
-fn distinct_of_entry(rule: &Rule, entry: &Value) -> Option<String> {
-    match entry.get("_stub") {
-        Some(s) => s.get("distinct")?.as_str().map(str::to_string),
-        None => rule.distinct_of(entry),
-    }
-}
-
-fn label_of_entry(entry: &Value) -> Option<String> {
-    match entry.get("_stub") {
-        Some(s) => s.get("indicator")?.as_str().map(str::to_string),
-        None => label_of(entry),
-    }
+/// One matching event in a window: what counting needs, and the event itself while it is
+/// one of the few kept as evidence (the oldest and the newest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub ts: i64,
+    /// The event, shared between the rules it matched so it is stored once in memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<Arc<Value>>,
+    /// The value a `distinct` rule counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distinct: Option<String>,
+    /// The indicators of compromise the event matched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indicators: Vec<String>,
 }
 
 /// Indicators kept on one incident.
@@ -96,7 +78,8 @@ type StateKey = (usize, String);
 
 pub struct Detector {
     rules: Vec<Rule>,
-    /// Rules that can only match one of a few `event.dataset` values, by value.
+    /// By `event.dataset` value: the rules an event of that dataset can match (those that
+    /// require it, and those that match any dataset), in rule order.
     by_dataset: HashMap<String, Vec<usize>>,
     /// Rules that may match any dataset.
     any_dataset: Vec<usize>,
@@ -147,6 +130,11 @@ impl Detector {
                 }
                 None => any_dataset.push(i),
             }
+        }
+        for list in by_dataset.values_mut() {
+            list.extend_from_slice(&any_dataset);
+            list.sort_unstable();
+            list.dedup();
         }
         Detector {
             rules,
@@ -202,18 +190,13 @@ impl Detector {
         self.watermark_ms = self.watermark_ms.max(ts);
         let mut out = Vec::new();
         // Only the rules that can match this event's dataset, in rule order.
-        let dataset = super::lookup(event, "event.dataset")
+        let candidates = super::lookup(event, "event.dataset")
             .and_then(Value::as_str)
-            .map(str::to_lowercase);
-        let mut candidates: Vec<usize> = self.any_dataset.clone();
-        if let Some(list) = dataset.as_deref().and_then(|d| self.by_dataset.get(d)) {
-            candidates.extend_from_slice(list);
-            candidates.sort_unstable();
-            candidates.dedup();
-        }
+            .and_then(|d| self.by_dataset.get(&*lowercase(d)))
+            .unwrap_or(&self.any_dataset);
         // One copy of the event for every window it enters.
         let mut shared: Option<Arc<Value>> = None;
-        for idx in candidates {
+        for &idx in candidates {
             let rule = &self.rules[idx];
             if !rule.matches(event) {
                 continue;
@@ -252,40 +235,46 @@ impl Detector {
                 };
                 state
                     .window
-                    .retain(|(_, e)| distinct_of_entry(rule, e).as_deref() != Some(value.as_str()));
+                    .retain(|e| e.distinct.as_deref() != Some(value.as_str()));
             }
             // Full events are kept only as evidence (the oldest few and the newest); the
             // rest shrink to what counting needs, so a wide window costs little memory.
-            let samples = state.window.iter().filter(|(_, e)| !is_stub(e)).count();
+            let samples = state.window.iter().filter(|e| e.sample.is_some()).count();
             if samples >= MAX_EVIDENCE {
-                if let Some((_, last)) = state.window.back_mut() {
-                    if !is_stub(last) {
-                        *last = Arc::new(stub(rule, last));
-                    }
+                if let Some(last) = state.window.back_mut() {
+                    last.sample = None;
                 }
             }
             // Kept in event-time order, and trimmed against the newest event, so lines that
             // arrive out of order count as they happened.
-            let pos = state.window.partition_point(|(t, _)| *t <= ts);
+            let pos = state.window.partition_point(|e| e.ts <= ts);
             let shared = shared
                 .get_or_insert_with(|| Arc::new(event.clone()))
                 .clone();
-            state.window.insert(pos, (ts, shared));
-            let newest = state.window.back().map_or(ts, |(t, _)| *t);
-            state.window.retain(|(t, _)| *t > newest - window_ms);
+            state.window.insert(
+                pos,
+                Entry {
+                    ts,
+                    sample: Some(shared),
+                    distinct: rule.distinct_of(event),
+                    indicators: labels.clone(),
+                },
+            );
+            let newest = state.window.back().map_or(ts, |e| e.ts);
+            state.window.retain(|e| e.ts > newest - window_ms);
             while state.window.len() > threshold {
                 state.window.pop_front();
             }
             if state.window.len() >= threshold {
-                let first_seen_ms = state.window.iter().map(|(t, _)| *t).min().unwrap_or(ts);
-                let last_seen_ms = state.window.iter().map(|(t, _)| *t).max().unwrap_or(ts);
+                let first_seen_ms = state.window.front().map_or(ts, |e| e.ts);
+                let last_seen_ms = state.window.back().map_or(ts, |e| e.ts);
                 let first_seen = soc_core::time_from_millis(first_seen_ms);
                 let evidence: Vec<Value> = state
                     .window
                     .iter()
-                    .filter(|(_, e)| !is_stub(e))
+                    .filter_map(|e| e.sample.as_deref())
                     .take(MAX_EVIDENCE)
-                    .map(|(_, e)| Value::clone(e))
+                    .cloned()
                     .collect();
                 let mut inc = Incident {
                     id: Alert::incident_id(&rule.id, &sk.1, first_seen),
@@ -298,11 +287,10 @@ impl Detector {
                     group_field: Some(group_field),
                     indicators: Vec::new(),
                 };
-                // Earlier events of the window carry their hits as `threat.indicator`.
                 let earlier: Vec<String> = state
                     .window
                     .iter()
-                    .filter_map(|(_, e)| label_of_entry(e))
+                    .flat_map(|e| e.indicators.iter().cloned())
                     .collect();
                 add_indicators(&mut inc, &earlier);
                 add_indicators(&mut inc, &labels);
@@ -581,7 +569,7 @@ mod tests {
         let changes = d.take_changes();
         let state: KeyState = serde_json::from_str(&changes.upserts[0].2).expect("state");
         assert_eq!(state.window.len(), 49);
-        let full = state.window.iter().filter(|(_, e)| !is_stub(e)).count();
+        let full = state.window.iter().filter(|e| e.sample.is_some()).count();
         assert_eq!(full, MAX_EVIDENCE, "the oldest four and the newest");
         let alerts = run(&mut d, &[fail("a", 49)]);
         assert_eq!(alerts[0].count, 50);
