@@ -83,6 +83,14 @@ fn infer_year(month: u32, received_ms: i64) -> i32 {
     }
 }
 
+/// The decimal number in `s[r]`, all of whose characters are digits.
+fn digits(s: &str, r: std::ops::Range<usize>) -> Option<u32> {
+    let t = s.get(r)?;
+    t.bytes()
+        .all(|c| c.is_ascii_digit())
+        .then(|| t.parse().ok())?
+}
+
 /// `10/Oct/2000:13:55:36 -0700`, the access-log time format, read field by field (chrono's
 /// format-string parser costs more than the rest of the line inside the wasm module).
 pub fn parse_clf(s: &str) -> Option<DateTime<Utc>> {
@@ -93,12 +101,7 @@ pub fn parse_clf(s: &str) -> Option<DateTime<Utc>> {
     if b[17] != b':' || b[20] != b' ' {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        let t = s.get(r)?;
-        t.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| t.parse().ok())?
-    };
+    let num = |r: std::ops::Range<usize>| digits(s, r);
     let day = num(0..2)?;
     let month = month_from_abbrev(s.get(3..6)?)?;
     let year = num(7..11)? as i32;
@@ -139,12 +142,7 @@ pub fn parse_iso_space(s: &str) -> Option<(DateTime<Utc>, &str)> {
     {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        let t = s.get(r)?;
-        t.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| t.parse().ok())?
-    };
+    let num = |r: std::ops::Range<usize>| digits(s, r);
     let date = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
     let mut rest = s.get(19..)?;
     let mut nanos = 0;
