@@ -1,7 +1,7 @@
 //! Runs every rule's test cases, like `hubtest run --all`: `<rule>.tests/<case>.log` (raw
 //! log lines, through the deployed SmartModule chain) or `<case>.ndjson` (normalized
 //! events), each against `<case>.expect.yaml`. A rule without both a case that fires and a
-//! case that does not fails this test. `SOC_BLESS=1` writes the observed alerts instead.
+//! case that does not fails this test. `SOC_BLESS=1` writes the observed alerts of the cases that changed instead.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -138,8 +138,14 @@ fn every_rule_passes_its_cases() {
             let expect_file = events.with_extension("expect.yaml");
             let observed = run_case(&rule_file, &events, &mut chain);
             if bless {
-                let yaml = serde_yaml::to_string(&observed).expect("yaml");
-                std::fs::write(&expect_file, yaml).expect("bless");
+                // Only cases whose result changed are rewritten, so comments elsewhere stay.
+                let current = std::fs::read_to_string(&expect_file)
+                    .ok()
+                    .and_then(|t| serde_yaml::from_str::<Expect>(&t).ok());
+                if current.as_ref() != Some(&observed) {
+                    let yaml = serde_yaml::to_string(&observed).expect("yaml");
+                    std::fs::write(&expect_file, yaml).expect("bless");
+                }
                 continue;
             }
             let expected: Expect = serde_yaml::from_str(
