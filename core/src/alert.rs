@@ -1,6 +1,7 @@
 //! The alert: what the processor raises, stores, publishes on the `alerts` topic and the
 //! gateway streams to analysts and responders.
 
+use crate::triage::Triage;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -76,6 +77,9 @@ pub struct Alert {
     /// An alert with any is raised one severity level above its rule's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indicators: Vec<String>,
+    /// The triage verdict: the deterministic fallback until a model's verdict arrives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triage: Option<Triage>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -3,6 +3,7 @@
 
 pub mod alert;
 pub mod event;
+pub mod triage;
 
 #[cfg(feature = "db")]
 pub mod db;
@@ -11,3 +12,4 @@ pub mod stream;
 
 pub use alert::{time_from_millis, Alert, Severity};
 pub use event::Event;
+pub use triage::{ActionKind, ActionStatus, ProposedAction, Triage, Verdict, VerdictSource};

@@ -9,6 +9,7 @@ use soc_core::stream::embedded::EmbeddedLog;
 use soc_core::stream::{topics, LogStream};
 use soc_gateway::{AlertHub, GatewayState};
 use soc_processor::pipeline::ProcessorStats;
+use soc_processor::triage::{Profile, TriageSettings};
 use soc_processor::ProcessorSettings;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -22,6 +23,8 @@ pub struct Options {
     pub database_url: String,
     pub listener: TcpListener,
     pub paths: CommonPaths,
+    /// Triage settings to use instead of `triage.yaml` and the flags.
+    pub triage: Option<soc_processor::triage::TriageSettings>,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -53,6 +56,7 @@ impl Options {
             listener,
             paths: CommonPaths::default(),
             shutdown,
+            triage: None,
         }
     }
 }
@@ -75,8 +79,30 @@ pub fn processor_settings(p: &CommonPaths) -> Result<ProcessorSettings> {
         rules_dir: paths::rules_dir(p)?,
         ioc_dir: paths::ioc_dir(p)?,
         rule_overrides: crate::parse_overrides(&p.rule_overrides)?,
+        triage: triage_settings(&config, p)?,
         ..ProcessorSettings::default()
     })
+}
+
+/// `triage.yaml` of the config directory, with the command line's overrides.
+pub fn triage_settings(config_dir: &std::path::Path, p: &CommonPaths) -> Result<TriageSettings> {
+    let mut s =
+        TriageSettings::load(&config_dir.join("triage.yaml")).map_err(anyhow::Error::msg)?;
+    if let Some(profile) = &p.llm_profile {
+        s.profile = Profile::parse(profile).with_context(|| {
+            format!("unknown LLM profile `{profile}` (groq, openai, ollama, vllm, llama.cpp)")
+        })?;
+    }
+    if let Some(url) = &p.llm_base_url {
+        s.base_url = url.clone();
+    }
+    if let Some(model) = &p.llm_model {
+        s.model = model.clone();
+    }
+    if p.no_llm {
+        s.enabled = false;
+    }
+    Ok(s)
 }
 
 pub async fn start(opts: Options) -> Result<Pipeline> {
@@ -87,7 +113,10 @@ pub async fn start(opts: Options) -> Result<Pipeline> {
         log.ensure_topic(&spec).await?;
     }
     let db = crate::connect_db(&opts.database_url).await?;
-    let settings = processor_settings(&opts.paths)?;
+    let mut settings = processor_settings(&opts.paths)?;
+    if let Some(t) = &opts.triage {
+        settings.triage = t.clone();
+    }
     let stats = Arc::new(ProcessorStats::default());
     let hub = Arc::new(AlertHub::default());
     let stream: Arc<dyn LogStream> = Arc::new(log.clone());

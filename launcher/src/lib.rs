@@ -74,6 +74,18 @@ pub struct CommonPaths {
         value_delimiter = ';'
     )]
     pub rule_overrides: Vec<String>,
+    /// LLM server profile: groq, openai, ollama, vllm or llama.cpp (default: triage.yaml).
+    #[arg(long, env = "SOC_LLM_PROFILE")]
+    pub llm_profile: Option<String>,
+    /// OpenAI-compatible base URL, e.g. http://127.0.0.1:11434/v1.
+    #[arg(long, env = "SOC_LLM_BASE_URL")]
+    pub llm_base_url: Option<String>,
+    /// Model name, e.g. openai/gpt-oss-20b.
+    #[arg(long, env = "SOC_LLM_MODEL")]
+    pub llm_model: Option<String>,
+    /// Never call a model: every alert keeps the deterministic verdict.
+    #[arg(long)]
+    pub no_llm: bool,
 }
 
 #[derive(Args)]
@@ -310,6 +322,7 @@ pub async fn up(args: UpArgs) -> Result<()> {
         listener,
         paths: args.paths.clone(),
         shutdown: shutdown.clone(),
+        triage: None,
     })
     .await?;
     println!("dashboard: http://{}/", pipeline.addr);

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_alerts;
 mod m20261122_000002_alert_indicators;
+mod m20261122_000003_alert_triage;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_create_alerts::Migration),
             Box::new(m20261122_000002_alert_indicators::Migration),
+            Box::new(m20261122_000003_alert_triage::Migration),
         ]
     }
 }

@@ -1,5 +1,6 @@
 //! The processor: consumes normalized events (the raw topic through the SmartModule chain),
-//! runs the rules, and writes alerts to the database and the `alerts` topic.
+//! runs the rules, writes alerts to the database and the `alerts` topic, and has incidents
+//! triaged by an LLM off the hot path.
 
 pub mod error;
 pub mod ioc;
@@ -7,6 +8,7 @@ pub mod pipeline;
 pub mod rules;
 pub mod settings;
 pub mod store;
+pub mod triage;
 
 pub use error::{Error, Result};
 pub use pipeline::run;

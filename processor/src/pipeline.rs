@@ -12,6 +12,7 @@ use crate::rules::load_rules;
 use crate::rules::threshold::Detector;
 use crate::settings::ProcessorSettings;
 use crate::store::Store;
+use crate::triage::{TriageHandle, TriageStats};
 use chrono::Utc;
 use sea_orm::DatabaseConnection;
 use serde_json::Value;
@@ -36,6 +37,8 @@ pub struct ProcessorStats {
     pub invalid_records: AtomicU64,
     /// Partitions whose consumer (and SmartModule chain) is ready.
     pub partitions_ready: AtomicU64,
+    /// LLM triage counters.
+    pub triage: Arc<TriageStats>,
 }
 
 /// How often windows past the watermark are swept.
@@ -60,6 +63,20 @@ pub async fn run(
     } else {
         settings.partitions.clone()
     };
+    let (triage, worker) =
+        TriageHandle::new(settings.triage.clone(), stats.triage.clone()).map_err(Error::Config)?;
+    // The worker and its writer end with the shutdown signal; alerts never wait on them.
+    let mut background = tokio::task::JoinSet::new();
+    if let Some(worker) = worker {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        background.spawn(worker.run(tx, shutdown.clone()));
+        background.spawn(crate::triage::updates::write_updates(
+            rx,
+            db.clone(),
+            stream.clone(),
+            settings.alerts_topic.clone(),
+        ));
+    }
     let mut tasks = tokio::task::JoinSet::new();
     for p in partitions {
         tasks.spawn(run_partition(
@@ -69,6 +86,7 @@ pub async fn run(
             stream.clone(),
             Store::new(db.clone()),
             stats.clone(),
+            triage.clone(),
             shutdown.clone(),
         ));
     }
@@ -79,6 +97,11 @@ pub async fn run(
             Err(e) => return Err(Error::Config(format!("partition task failed: {e}"))),
         }
     }
+    // Let the verdicts already answered reach the database; the rest keep the fallback.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while background.join_next().await.is_some() {}
+    })
+    .await;
     Ok(())
 }
 
@@ -139,6 +162,7 @@ async fn publish(stream: &dyn LogStream, topic: &str, alerts: &[Alert]) -> Resul
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_partition(
     settings: ProcessorSettings,
     mut detector: Detector,
@@ -146,6 +170,7 @@ async fn run_partition(
     stream: Arc<dyn LogStream>,
     store: Store,
     stats: Arc<ProcessorStats>,
+    triage: TriageHandle,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let consumer_id = settings.consumer_id.as_str();
@@ -197,7 +222,8 @@ async fn run_partition(
         if let Some(last) = fresh.last() {
             next_offset = last.offset + 1;
         }
-        let alerts = detect(&mut detector, fresh, now, &stats, partition);
+        let mut alerts = detect(&mut detector, fresh, now, &stats, partition);
+        triage.attach(&mut alerts);
         if last_expire.elapsed() >= EXPIRE_EVERY {
             detector.expire();
             last_expire = Instant::now();
@@ -227,6 +253,8 @@ async fn run_partition(
             .fetch_add(alerts.len() as u64, Ordering::Relaxed);
         let t_db = Instant::now();
         publish(stream.as_ref(), &settings.alerts_topic, &alerts).await?;
+        // Only after the alerts are stored and out: the model's verdict follows as an update.
+        triage.submit(&alerts);
         let t_publish = Instant::now();
         consumer.commit().await?;
         let total = t_read.elapsed();

@@ -38,6 +38,9 @@ pub struct ProcessorSettings {
     /// Longest wait for the first record of a batch, in milliseconds.
     #[serde(default = "default_batch_wait_ms")]
     pub batch_wait_ms: u64,
+    /// LLM triage of incidents.
+    #[serde(default)]
+    pub triage: crate::triage::TriageSettings,
 }
 
 fn default_consumer_id() -> String {
@@ -83,6 +86,7 @@ impl Default for ProcessorSettings {
             rule_overrides: BTreeMap::new(),
             batch_max_records: default_batch_max_records(),
             batch_wait_ms: default_batch_wait_ms(),
+            triage: crate::triage::TriageSettings::default(),
         }
     }
 }

@@ -4,7 +4,7 @@
 use crate::error::Result;
 use crate::rules::threshold::StateChanges;
 use chrono::Utc;
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter, TransactionTrait,
 };
@@ -19,6 +19,13 @@ pub struct Checkpoint {
     pub next_offset: u64,
     /// Alerts written with this checkpoint that may not have reached the alerts topic.
     pub unpublished: Vec<String>,
+}
+
+fn keep_model_verdict(column: &str) -> Expr {
+    Expr::cust(format!(
+        "CASE WHEN alerts.verdict_source IS NULL OR alerts.verdict_source = 'fallback' \
+         THEN excluded.{column} ELSE alerts.{column} END"
+    ))
 }
 
 #[derive(Clone)]
@@ -100,6 +107,14 @@ impl Store {
                             alert::Column::Revision,
                             alert::Column::UpdatedAt,
                         ])
+                        // The processor's verdict is the fallback (or a copy of the model's):
+                        // it never replaces a model verdict the triage writer stored.
+                        .value(alert::Column::Triage, keep_model_verdict("triage"))
+                        .value(alert::Column::Priority, keep_model_verdict("priority"))
+                        .value(
+                            alert::Column::VerdictSource,
+                            keep_model_verdict("verdict_source"),
+                        )
                         .to_owned(),
                 )
                 .exec_without_returning(&txn)

@@ -1,10 +1,14 @@
 //! The processor's transactional store on SQLite and PostgreSQL.
 
 use chrono::{TimeZone, Utc};
-use soc_core::{Alert, Severity};
+use sea_orm::EntityTrait;
+use soc_core::db::llm_call;
+use soc_core::{Alert, Severity, Triage, Verdict, VerdictSource};
 use soc_migrations::testing::TestDb;
 use soc_processor::rules::threshold::StateChanges;
 use soc_processor::store::Store;
+use soc_processor::triage::service::CallRecord;
+use soc_processor::triage::updates::{record_call, store_verdict};
 
 fn alert(count: u64) -> Alert {
     let first = Utc
@@ -27,6 +31,7 @@ fn alert(count: u64) -> Alert {
         evidence: vec![serde_json::json!({"user": {"name": "pascal"}})],
         revision: count,
         indicators: Vec::new(),
+        triage: None,
         created_at: first,
         updated_at: first,
     }
@@ -98,5 +103,101 @@ async fn batch_commit_is_an_upsert_with_state_and_checkpoint() {
         );
         // Another partition has its own checkpoint.
         assert_eq!(store.checkpoint("p", 1).await.expect("read"), None, "{b}");
+    }
+}
+
+fn triage(source: VerdictSource, stage: u8, priority: u8) -> Triage {
+    Triage {
+        source,
+        reason: (source == VerdictSource::Fallback).then(|| "pending".into()),
+        verdict: Verdict::Suspicious,
+        confidence: 0.5,
+        needs_investigation: false,
+        priority,
+        stage,
+        summary: None,
+        risk: None,
+        attack_chain: vec![],
+        mitre: vec![],
+        actions: vec![],
+        model: None,
+        fingerprint: "f".into(),
+        decided_at: Utc::now(),
+    }
+}
+
+#[tokio::test]
+async fn a_model_verdict_is_never_overwritten_by_the_fallback() {
+    for db in TestDb::all().await {
+        let store = Store::new(db.conn.clone());
+        let b = db.backend;
+        let mut a = alert(5);
+        a.triage = Some(triage(VerdictSource::Fallback, 1, 2));
+        store
+            .commit_batch(
+                "p",
+                0,
+                1,
+                std::slice::from_ref(&a),
+                &StateChanges::default(),
+            )
+            .await
+            .expect("commit");
+        let read = |id: String| {
+            let store = store.clone();
+            async move { store.alerts_by_id(&[id]).await.expect("read")[0].clone() }
+        };
+        assert_eq!(read(a.id.to_string()).await.triage, a.triage, "{b}");
+
+        // The model's verdict arrives.
+        let mut judged = a.clone();
+        judged.triage = Some(triage(VerdictSource::Model, 2, 1));
+        store_verdict(&db.conn, &judged)
+            .await
+            .expect("store verdict");
+        // A later revision from the processor still carries a fallback: the row keeps the model's.
+        let mut later = alert(9);
+        later.triage = Some(triage(VerdictSource::Fallback, 1, 2));
+        store
+            .commit_batch("p", 0, 2, &[later], &StateChanges::default())
+            .await
+            .expect("commit");
+        // So does a late fallback from the triage writer.
+        store_verdict(&db.conn, &a).await.expect("store verdict");
+        let row = read(a.id.to_string()).await;
+        assert_eq!(row.count, 9, "{b}: counts still follow the processor");
+        assert_eq!(row.triage, judged.triage, "{b}");
+
+        // Calls are recorded with tokens, cost and latency.
+        record_call(
+            &db.conn,
+            &CallRecord {
+                provider: "groq".into(),
+                model: "openai/gpt-oss-20b".into(),
+                stage: "triage",
+                incidents: 3,
+                attempts: 2,
+                prompt_tokens: 1200,
+                completion_tokens: 150,
+                cost_usd: Some(0.000135),
+                latency_ms: 420,
+                status: "ok",
+                error: None,
+            },
+        )
+        .await
+        .expect("record call");
+        let calls = llm_call::Entity::find().all(&db.conn).await.expect("calls");
+        assert_eq!(calls.len(), 1, "{b}");
+        assert_eq!(
+            (
+                calls[0].prompt_tokens,
+                calls[0].completion_tokens,
+                calls[0].latency_ms
+            ),
+            (1200, 150, 420),
+            "{b}"
+        );
+        assert_eq!(calls[0].cost_usd, Some(0.000135), "{b}");
     }
 }

@@ -26,6 +26,13 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub indicators: String,
     pub status: String,
+    /// JSON of the triage verdict (`soc_core::Triage`).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub triage: Option<String>,
+    /// `model`, `cache` or `fallback`: which path produced the stored verdict.
+    pub verdict_source: Option<String>,
+    /// 1 (highest) to 5.
+    pub priority: Option<i32>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

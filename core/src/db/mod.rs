@@ -2,6 +2,7 @@
 //! The schema itself lives in the `soc-migrations` crate.
 
 pub mod alert;
+pub mod llm_call;
 pub mod processor_checkpoint;
 pub mod rule_state;
 
@@ -65,6 +66,12 @@ impl From<&Alert> for alert::Model {
             revision: a.revision as i64,
             indicators: serde_json::to_string(&a.indicators).unwrap_or_else(|_| "[]".into()),
             status: "new".to_string(),
+            triage: a
+                .triage
+                .as_ref()
+                .and_then(|t| serde_json::to_string(t).ok()),
+            verdict_source: a.triage.as_ref().map(|t| t.source.as_str().to_string()),
+            priority: a.triage.as_ref().map(|t| t.priority as i32),
             created_at: a.created_at,
             updated_at: a.updated_at,
         }
@@ -96,6 +103,10 @@ impl TryFrom<alert::Model> for Alert {
                 .map_err(|e| bad(format!("evidence: {e}")))?,
             indicators: serde_json::from_str(&m.indicators)
                 .map_err(|e| bad(format!("indicators: {e}")))?,
+            triage: match &m.triage {
+                Some(t) => Some(serde_json::from_str(t).map_err(|e| bad(format!("triage: {e}")))?),
+                None => None,
+            },
             rule_id: m.rule_id,
             title: m.title,
             group_by: m.group_by,

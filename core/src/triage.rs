@@ -1,0 +1,210 @@
+//! The triage verdict carried by an alert: what an LLM (or, without one, the deterministic
+//! fallback) concluded about an incident, and the response actions proposed for it.
+//!
+//! A verdict never changes what the rule raised: severity and status stay as the rule set
+//! them, and the priority can only go up from the rule's own (P1 is the highest).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What the triage concluded about an incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    TruePositive,
+    FalsePositive,
+    Benign,
+    Suspicious,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::TruePositive => "true_positive",
+            Verdict::FalsePositive => "false_positive",
+            Verdict::Benign => "benign",
+            Verdict::Suspicious => "suspicious",
+        }
+    }
+
+    pub const ALL: [Verdict; 4] = [
+        Verdict::TruePositive,
+        Verdict::FalsePositive,
+        Verdict::Benign,
+        Verdict::Suspicious,
+    ];
+}
+
+/// Which path produced a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictSource {
+    /// The model answered for this incident.
+    Model,
+    /// A model verdict for an identical incident (same fingerprint) was reused.
+    Cache,
+    /// Computed from the rule's severity, indicator hits and counts.
+    Fallback,
+}
+
+impl VerdictSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerdictSource::Model => "model",
+            VerdictSource::Cache => "cache",
+            VerdictSource::Fallback => "fallback",
+        }
+    }
+}
+
+/// The closed vocabulary of response actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    BlockIp,
+    KillProcess,
+    LockUser,
+    IsolateHost,
+    Notify,
+}
+
+impl ActionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::BlockIp => "block_ip",
+            ActionKind::KillProcess => "kill_process",
+            ActionKind::LockUser => "lock_user",
+            ActionKind::IsolateHost => "isolate_host",
+            ActionKind::Notify => "notify",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    pub const ALL: [ActionKind; 5] = [
+        ActionKind::BlockIp,
+        ActionKind::KillProcess,
+        ActionKind::LockUser,
+        ActionKind::IsolateHost,
+        ActionKind::Notify,
+    ];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionStatus {
+    /// Waits for an analyst's approval.
+    Pending,
+    /// Approved by the configured auto-approval policy.
+    Approved,
+}
+
+/// A proposed response. The target always comes from the incident's parsed events (or its
+/// group key), never from model text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposedAction {
+    pub action: ActionKind,
+    /// The IP, user, host or PID the action applies to (empty for `notify`).
+    pub target: String,
+    /// The event field the target was read from, e.g. `source.ip`.
+    pub target_field: String,
+    pub status: ActionStatus,
+}
+
+/// An incident's triage. Stored with the alert and pushed again when it changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Triage {
+    pub source: VerdictSource,
+    /// Why the fallback was used (`pending`, `no_key`, `disabled`, `breaker_open`,
+    /// `unreachable`, `invalid_answer`, `queue_full`, `rate_limited`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub verdict: Verdict,
+    /// 0.0 to 1.0.
+    pub confidence: f32,
+    pub needs_investigation: bool,
+    /// 1 (act now) to 5; never lower (numerically higher) than the rule's own priority.
+    pub priority: u8,
+    /// 1 = triage only, 2 = investigated.
+    pub stage: u8,
+    /// The model's one-line reading of the incident (model text: display only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// 0 to 100, from the investigation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<u8>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attack_chain: Vec<String>,
+    /// ATT&CK techniques the investigation names (validated ids only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mitre: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<ProposedAction>,
+    /// Model that answered (model and cache verdicts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Identifies identical incidents for the verdict cache.
+    pub fingerprint: String,
+    pub decided_at: DateTime<Utc>,
+}
+
+impl Triage {
+    /// Whether `self` should replace `other` where both describe the same alert: a model or
+    /// cached verdict beats the fallback, an investigation beats a triage, then the newer wins.
+    /// Consumers that see revisions out of order use this to keep the best verdict.
+    pub fn supersedes(&self, other: &Triage) -> bool {
+        let rank = |t: &Triage| (t.source != VerdictSource::Fallback, t.stage, t.decided_at);
+        rank(self) >= rank(other)
+    }
+
+    /// `P1`..`P5`.
+    pub fn priority_label(&self) -> String {
+        format!("P{}", self.priority)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn triage(source: VerdictSource, stage: u8, at_ms: i64) -> Triage {
+        Triage {
+            source,
+            reason: None,
+            verdict: Verdict::Suspicious,
+            confidence: 0.5,
+            needs_investigation: false,
+            priority: 3,
+            stage,
+            summary: None,
+            risk: None,
+            attack_chain: vec![],
+            mitre: vec![],
+            actions: vec![],
+            model: None,
+            fingerprint: "f".into(),
+            decided_at: crate::time_from_millis(at_ms),
+        }
+    }
+
+    #[test]
+    fn a_later_fallback_never_replaces_a_model_verdict() {
+        let model = triage(VerdictSource::Model, 1, 1_000);
+        let late_fallback = triage(VerdictSource::Fallback, 1, 9_000);
+        assert!(!late_fallback.supersedes(&model));
+        assert!(model.supersedes(&late_fallback));
+        let investigated = triage(VerdictSource::Model, 2, 500);
+        assert!(investigated.supersedes(&model));
+        assert!(!model.supersedes(&investigated));
+    }
+
+    #[test]
+    fn action_names_round_trip() {
+        for a in ActionKind::ALL {
+            assert_eq!(ActionKind::parse(a.as_str()), Some(a));
+        }
+        assert_eq!(ActionKind::parse("delete_logs"), None);
+    }
+}

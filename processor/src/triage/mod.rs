@@ -1,0 +1,20 @@
+//! LLM triage of incidents, off the hot path.
+//!
+//! - [`settings`]: server profile, model, limits, prices, approval policy (`triage.yaml`).
+//! - [`client`]: the OpenAI-compatible chat-completions client, with retries.
+//! - [`limits`]: request and token budgets, rate-limit headers, the circuit breaker.
+//! - [`prompt`]: instructions and the incidents as sanitized JSON data.
+//! - [`verdict`]: answer validation, the deterministic fallback, proposed actions.
+//! - [`service`]: the queue, batching, the fingerprint cache and the worker.
+//! - [`updates`]: verdicts to the database and the `alerts` topic, calls to `llm_calls`.
+
+pub mod client;
+pub mod limits;
+pub mod prompt;
+pub mod service;
+pub mod settings;
+pub mod updates;
+pub mod verdict;
+
+pub use service::{TriageHandle, TriageStats, TriageWorker, Update};
+pub use settings::{Profile, TriageSettings};

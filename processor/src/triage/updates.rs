@@ -1,0 +1,120 @@
+//! Where verdicts go once the worker has them: the alert's row (only ever replacing a verdict
+//! that the new one supersedes), the `alerts` topic (so the dashboard and responders see it),
+//! and one `llm_calls` row per model call.
+
+use super::service::{CallRecord, Update};
+use chrono::Utc;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter};
+use soc_core::db::{alert, llm_call};
+use soc_core::stream::{LogStream, ProduceRecord};
+use soc_core::{Alert, VerdictSource};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::warn;
+
+/// Most updates written together.
+const BATCH: usize = 200;
+
+pub async fn write_updates(
+    mut rx: mpsc::UnboundedReceiver<Update>,
+    db: DatabaseConnection,
+    stream: Arc<dyn LogStream>,
+    topic: String,
+) {
+    let mut buf = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut buf, BATCH).await > 0 {
+        let mut alerts = Vec::new();
+        for u in buf.drain(..) {
+            match u {
+                Update::Verdict(a) => alerts.push(*a),
+                Update::Call(c) => {
+                    if let Err(e) = record_call(&db, &c).await {
+                        warn!(error = %e, "could not record a model call");
+                    }
+                }
+            }
+        }
+        for a in &alerts {
+            // A database hiccup must not lose the verdict: retry a few times, then log.
+            let mut attempt = 0;
+            while let Err(e) = store_verdict(&db, a).await {
+                attempt += 1;
+                if attempt >= 5 {
+                    warn!(alert = %a.id, error = %e, "could not store a verdict");
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+        }
+        if let Err(e) = publish(stream.as_ref(), &topic, &alerts).await {
+            warn!(error = %e, count = alerts.len(), "could not publish verdict updates");
+        }
+    }
+}
+
+/// Write an alert's verdict unless the stored one is better (a model verdict is never
+/// replaced by a fallback, nor an investigation by a triage).
+pub async fn store_verdict(db: &DatabaseConnection, a: &Alert) -> Result<(), sea_orm::DbErr> {
+    let Some(t) = &a.triage else { return Ok(()) };
+    let json = serde_json::to_string(t).unwrap_or_default();
+    let mut q = alert::Entity::update_many()
+        .col_expr(alert::Column::Triage, Expr::value(json))
+        .col_expr(alert::Column::VerdictSource, Expr::value(t.source.as_str()))
+        .col_expr(alert::Column::Priority, Expr::value(t.priority as i32))
+        .filter(alert::Column::Id.eq(a.id.to_string()));
+    if t.source == VerdictSource::Fallback {
+        q = q.filter(
+            Condition::any()
+                .add(alert::Column::VerdictSource.is_null())
+                .add(alert::Column::VerdictSource.eq(VerdictSource::Fallback.as_str())),
+        );
+    }
+    q.exec(db).await?;
+    Ok(())
+}
+
+pub async fn record_call(db: &DatabaseConnection, c: &CallRecord) -> Result<(), sea_orm::DbErr> {
+    let row = llm_call::ActiveModel {
+        id: ActiveValue::NotSet,
+        created_at: ActiveValue::Set(Utc::now()),
+        provider: ActiveValue::Set(c.provider.clone()),
+        model: ActiveValue::Set(c.model.clone()),
+        stage: ActiveValue::Set(c.stage.to_string()),
+        incidents: ActiveValue::Set(c.incidents as i32),
+        attempts: ActiveValue::Set(c.attempts as i32),
+        prompt_tokens: ActiveValue::Set(c.prompt_tokens as i64),
+        completion_tokens: ActiveValue::Set(c.completion_tokens as i64),
+        cost_usd: ActiveValue::Set(c.cost_usd),
+        latency_ms: ActiveValue::Set(c.latency_ms as i64),
+        status: ActiveValue::Set(c.status.to_string()),
+        error: ActiveValue::Set(c.error.clone()),
+    };
+    llm_call::Entity::insert(row)
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+async fn publish(
+    stream: &dyn LogStream,
+    topic: &str,
+    alerts: &[Alert],
+) -> Result<(), soc_core::stream::StreamError> {
+    if alerts.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now().timestamp_millis();
+    let records = alerts
+        .iter()
+        .filter_map(|a| {
+            serde_json::to_vec(a).ok().map(|value| ProduceRecord {
+                key: Some(a.id.to_string().into_bytes()),
+                value,
+                timestamp_ms: now,
+            })
+        })
+        .collect();
+    stream.produce(topic, records, None).await
+}
