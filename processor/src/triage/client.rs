@@ -225,6 +225,9 @@ impl ChatClient {
             limiter.observe(Instant::now(), &headers, max_wait);
             match result {
                 Ok(answer) => {
+                    if answer.prompt_tokens + answer.completion_tokens > 0 {
+                        limiter.correct_last(answer.prompt_tokens + answer.completion_tokens);
+                    }
                     return CallOutcome {
                         result: Ok(answer),
                         attempts,

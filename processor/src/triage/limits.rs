@@ -139,6 +139,13 @@ impl RateLimiter {
         self.sent.push_back((now, tokens));
     }
 
+    /// Replace the last request's estimate with what the server counted.
+    pub fn correct_last(&mut self, tokens: u64) {
+        if let Some(last) = self.sent.back_mut() {
+            last.1 = tokens;
+        }
+    }
+
     /// Take in what the server reported.
     pub fn observe(&mut self, now: Instant, h: &RateLimitHeaders, max_wait: Duration) {
         let mut block = |d: Duration| {

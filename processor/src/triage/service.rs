@@ -338,7 +338,6 @@ impl TriageWorker {
         updates: mpsc::UnboundedSender<Update>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let system_tokens = estimate_tokens(&prompt::investigation_system());
         loop {
             if *shutdown.borrow() {
                 break;
@@ -374,16 +373,11 @@ impl TriageWorker {
                 }
                 continue;
             }
-            // Wait for the limiter before choosing the batch, so it is as full as can be.
-            let budget = self.settings().batch_token_budget as u64
-                + system_tokens
-                + self.settings().max_completion_tokens as u64;
-            let wait = self.limiter.delay(Instant::now(), budget);
+            // Wait out request caps and `retry-after` before choosing the batch, so it is as
+            // full as can be; the token budget is checked against the batch's own size.
+            let wait = self.limiter.delay(Instant::now(), 0);
             if !wait.is_zero() {
-                debug!(
-                    wait_ms = wait.as_millis() as u64,
-                    waiting, "rate limit: holding the batch"
-                );
+                debug!(wait_ms = wait.as_millis() as u64, waiting, "rate limit: holding the queue");
                 sleep_or_shutdown(wait, &mut shutdown).await;
                 if *shutdown.borrow() {
                     break;
