@@ -86,7 +86,7 @@ async fn alerts_leave_with_the_fallback_and_the_model_verdict_follows() {
     let started = tokio::time::Instant::now();
     soc_connectors::replay::replay(
         &pipeline.log,
-        &soc_connectors::replay::ReplayConfig::new(&corpus("crowdsec-hub/tests/ssh-bf/ssh-bf.log")),
+        &soc_connectors::replay::ReplayConfig::new(corpus("crowdsec-hub/tests/ssh-bf/ssh-bf.log")),
     )
     .await
     .expect("replay");
@@ -94,7 +94,7 @@ async fn alerts_leave_with_the_fallback_and_the_model_verdict_follows() {
     // Collect the brute-force incident's messages until the investigated verdict arrives.
     let mut first_seen_at = None;
     let mut first_triage = Value::Null;
-    let mut last = Value::Null;
+    let mut last;
     let deadline = started + Duration::from_secs(30);
     loop {
         let msg = tokio::time::timeout_at(deadline, ws.next())

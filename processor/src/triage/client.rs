@@ -233,7 +233,7 @@ impl ChatClient {
                         attempts,
                         rate_limited,
                         latency: started.elapsed(),
-                    }
+                    };
                 }
                 Err(e) => {
                     if matches!(

@@ -377,7 +377,10 @@ impl TriageWorker {
             // full as can be; the token budget is checked against the batch's own size.
             let wait = self.limiter.delay(Instant::now(), 0);
             if !wait.is_zero() {
-                debug!(wait_ms = wait.as_millis() as u64, waiting, "rate limit: holding the queue");
+                debug!(
+                    wait_ms = wait.as_millis() as u64,
+                    waiting, "rate limit: holding the queue"
+                );
                 sleep_or_shutdown(wait, &mut shutdown).await;
                 if *shutdown.borrow() {
                     break;
