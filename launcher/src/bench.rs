@@ -39,7 +39,7 @@ fn syslog_time() -> String {
 }
 
 /// A line of each kind the parsers know; `i` varies addresses and users.
-fn sample_line(kind: usize, i: usize) -> String {
+pub(crate) fn sample_line(kind: usize, i: usize) -> String {
     let ip = format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
     match kind {
         0 => format!(
@@ -273,6 +273,12 @@ async fn start_pipeline(
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let pipeline = embedded::start(embedded::Options {
         paths: args.paths.clone(),
+        // Measured without a model: alerts carry the deterministic verdict, as they do
+        // before a model answers (`soc bench-triage` measures the model side).
+        triage: Some(soc_processor::triage::TriageSettings {
+            enabled: false,
+            ..Default::default()
+        }),
         ..embedded::Options::local(dir, listener, rx)
     })
     .await?;

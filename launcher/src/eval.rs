@@ -351,35 +351,101 @@ impl Evaluator {
         }
     }
 
+    /// How the scoring reads one alert of a test: an expected attack, a spurious alert, or
+    /// neither (additional or unscored).
+    pub fn label(&self, result: &TestResult, alert: &Alert) -> Label {
+        let family = self.mapping.rule_family(&alert.rule_id);
+        let keys = std::iter::once(alert.group_key.as_str()).chain(alert.source_ip.as_deref());
+        for k in keys {
+            if result.found.contains(&(family.clone(), k.to_string()))
+                || result.found.contains(&("*".to_string(), k.to_string()))
+            {
+                return Label::Attack;
+            }
+        }
+        if result.spurious.contains(&(family, alert.group_key.clone())) {
+            Label::NotAttack
+        } else {
+            Label::Unscored
+        }
+    }
+
+    /// Every in-scope test's alerts with their label.
+    pub fn labelled_alerts(
+        &mut self,
+        corpus: &Path,
+        only: Option<&str>,
+    ) -> Result<Vec<(String, Alert, Label)>> {
+        let mut out = Vec::new();
+        for (t, lines) in read_tests(corpus, only)? {
+            let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+            let alerts = self.alerts_for(&refs)?;
+            let result = self.score(&t, refs.len(), &alerts);
+            if !result.in_scope {
+                continue;
+            }
+            for a in alerts {
+                let label = self.label(&result, &a);
+                out.push((t.test.clone(), a, label));
+            }
+        }
+        Ok(out)
+    }
+
     pub fn run(&mut self, corpus: &Path, only: Option<&str>) -> Result<Report> {
-        let index = corpus.join("tests_index.jsonl");
-        let text = std::fs::read_to_string(&index)
-            .with_context(|| format!("reading {}", index.display()))?;
         let mut results = Vec::new();
-        for (n, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let t: HubTest = serde_json::from_str(line)
-                .with_context(|| format!("{}:{}", index.display(), n + 1))?;
-            if only.is_some_and(|o| !t.test.contains(o)) {
-                continue;
-            }
-            let log = corpus.join("tests").join(&t.test).join(&t.log_file);
-            let Ok(bytes) = std::fs::read(&log) else {
-                tracing::warn!(test = %t.test, file = %log.display(), "log file missing; test skipped");
-                continue;
-            };
-            let content = String::from_utf8_lossy(&bytes);
-            let lines: Vec<&str> = content.lines().filter(|l| !l.trim().is_empty()).collect();
-            let alerts = self.alerts_for(&lines)?;
-            results.push(self.score(&t, lines.len(), &alerts));
+        for (t, lines) in read_tests(corpus, only)? {
+            let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+            let alerts = self.alerts_for(&refs)?;
+            results.push(self.score(&t, refs.len(), &alerts));
         }
         if results.is_empty() {
-            bail!("no tests found in {}", index.display());
+            bail!(
+                "no tests found in {}",
+                corpus.join("tests_index.jsonl").display()
+            );
         }
         Ok(summarize(results))
     }
+}
+
+/// What scoring says an alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Label {
+    Attack,
+    NotAttack,
+    Unscored,
+}
+
+/// The hub's tests with their log lines (blank lines dropped).
+fn read_tests(corpus: &Path, only: Option<&str>) -> Result<Vec<(HubTest, Vec<String>)>> {
+    let index = corpus.join("tests_index.jsonl");
+    let text =
+        std::fs::read_to_string(&index).with_context(|| format!("reading {}", index.display()))?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let t: HubTest =
+            serde_json::from_str(line).with_context(|| format!("{}:{}", index.display(), n + 1))?;
+        if only.is_some_and(|o| !t.test.contains(o)) {
+            continue;
+        }
+        let log = corpus.join("tests").join(&t.test).join(&t.log_file);
+        let Ok(bytes) = std::fs::read(&log) else {
+            tracing::warn!(test = %t.test, file = %log.display(), "log file missing; test skipped");
+            continue;
+        };
+        let lines = String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect();
+        out.push((t, lines));
+    }
+    Ok(out)
 }
 
 fn summarize(tests: Vec<TestResult>) -> Report {

@@ -6,8 +6,11 @@
 //!   `DATABASE_URL`; `soc migrate` applies the schema; `soc bench` measures the pipeline.
 
 pub mod bench;
+pub mod bench_triage;
 pub mod embedded;
 pub mod eval;
+pub mod eval_triage;
+pub mod fake_llm;
 pub mod paths;
 
 use anyhow::{bail, Context, Result};
@@ -44,8 +47,14 @@ pub enum Command {
     Migrate(DbArgs),
     /// Measure chain throughput, pipeline throughput and line-to-WebSocket latency.
     Bench(bench::BenchArgs),
+    /// Replay an attack storm with LLM triage on, against a local server limited like Groq's
+    /// free tier: model calls, tokens, verdicts by path, alerts delayed and lost.
+    BenchTriage(bench_triage::TriageBenchArgs),
     /// Score the detections against the CrowdSec hub's tests (e.g. ../shared/corpora/crowdsec-hub).
     Eval(eval::EvalArgs),
+    /// Triage the hub corpus's alerts with the configured model and compare the verdicts
+    /// with the labels (needs GROQ_API_KEY for Groq; says so and exits without it).
+    EvalTriage(eval_triage::EvalTriageArgs),
     /// Load every rule file under a directory (ours or Sigma) and report which fail and why.
     CheckRules {
         /// A directory of rule files, e.g. a checkout of SigmaHQ's rules/web.
@@ -299,7 +308,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench(args) => bench::run(args).await,
+        Command::BenchTriage(args) => bench_triage::run(args).await,
         Command::Eval(args) => eval::run(args),
+        Command::EvalTriage(args) => eval_triage::run(args).await.map(|_| ()),
         Command::CheckRules { dir } => check_rules(&dir),
     }
 }
