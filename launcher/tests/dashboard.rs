@@ -156,9 +156,17 @@ async fn dashboard_shows_alerts_live_without_reload() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (stop, shutdown) = watch::channel(false);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let pipeline = embedded::start(embedded::Options::local(dir.path(), listener, shutdown))
-        .await
-        .expect("pipeline");
+    // No model: alerts carry the deterministic verdict (the merge with later model verdicts
+    // is exercised below through the page's own update function).
+    let pipeline = embedded::start(embedded::Options {
+        triage: Some(soc_processor::triage::TriageSettings {
+            enabled: false,
+            ..Default::default()
+        }),
+        ..embedded::Options::local(dir.path(), listener, shutdown)
+    })
+    .await
+    .expect("pipeline");
 
     let mut browser = Browser::launch().await;
     browser.open(&format!("http://{}/", pipeline.addr)).await;
@@ -206,6 +214,49 @@ async fn dashboard_shows_alerts_live_without_reload() {
     assert_eq!(row[2], "35.188.49.176");
     assert_eq!(row[3], "sd-126005");
     assert!(row[7].contains("T1110"), "{row:?}");
+    assert!(
+        row[8].starts_with("P2") && row[8].contains("fallback (disabled)"),
+        "{row:?}"
+    );
+    assert!(
+        row[8].contains("block_ip 35.188.49.176 [pending]"),
+        "{row:?}"
+    );
+
+    // A model verdict pushed with an older revision replaces the verdict but keeps the newer
+    // counts; a later fallback revision does not undo it.
+    let id = browser
+        .eval("[...alerts.values()].find(a => a.rule_id === 'soc/ssh-bruteforce').id")
+        .await;
+    let id = id.as_str().expect("alert id").to_string();
+    let script = format!(
+        r#"(() => {{
+            const a = alerts.get("{id}");
+            const model = Object.assign({{}}, a, {{ revision: a.revision - 1, count: 1,
+                triage: Object.assign({{}}, a.triage, {{ source: "model", reason: undefined, verdict: "true_positive",
+                    priority: 1, stage: 2, summary: "guessing <b>root</b>", decided_at: new Date().toISOString() }}) }});
+            upsert(model, true);
+            const late = Object.assign({{}}, a, {{ revision: a.revision + 1, count: a.count + 1,
+                triage: Object.assign({{}}, a.triage, {{ decided_at: new Date(Date.now() + 1000).toISOString() }}) }});
+            upsert(late, true);
+            const cells = [...document.getElementById("alert-{id}").children];
+            return JSON.stringify([cells[4].textContent, cells[8].textContent, cells[8].title, cells[8].innerHTML.includes("<b>")]);
+        }})()"#
+    );
+    let merged: Vec<Value> =
+        serde_json::from_str(browser.eval(&script).await.as_str().expect("string")).expect("json");
+    assert_eq!(merged[0], "7", "the newest counts stay: {merged:?}");
+    assert!(
+        merged[1].as_str().is_some_and(|t| t.starts_with("P1")
+            && t.contains("true positive")
+            && t.contains("model")),
+        "{merged:?}"
+    );
+    assert_eq!(
+        merged[2], "guessing <b>root</b>",
+        "model text shown as text"
+    );
+    assert_eq!(merged[3], false, "model text never becomes markup");
     assert!(
         rows.iter()
             .any(|r| r[1].starts_with("SSH user enumeration")),
