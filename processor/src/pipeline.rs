@@ -143,7 +143,12 @@ pub fn detect<'a>(
     alerts
 }
 
-async fn publish(stream: &dyn LogStream, topic: &str, alerts: &[Alert]) -> Result<()> {
+/// Publish alerts keyed by id (one partition per incident, so its revisions stay in order).
+pub(crate) async fn publish(
+    stream: &dyn LogStream,
+    topic: &str,
+    alerts: &[Alert],
+) -> std::result::Result<(), soc_core::stream::StreamError> {
     if alerts.is_empty() {
         return Ok(());
     }

@@ -3,16 +3,18 @@
 //! events), each against `<case>.expect.yaml`. A rule without both a case that fires and a
 //! case that does not fails this test. `SOC_BLESS=1` writes the observed alerts of the cases that changed instead.
 
+mod common;
+use common::chain;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use soc_core::stream::chain::{Chain, ModuleRegistry};
-use soc_core::stream::config::chain_from_dir;
+use soc_core::stream::chain::Chain;
 use soc_core::stream::Record;
 use soc_processor::ioc::IocSet;
 use soc_processor::rules::threshold::Detector;
 use soc_processor::rules::{default_rules_dir, load_rule, rule_files};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 struct Expect {
@@ -30,17 +32,6 @@ struct ExpectedAlert {
 /// Receive time of raw case lines: syslog lines without a year take theirs from it, so
 /// expectations do not change with the calendar.
 const RECEIVED: &str = "2026-06-30T12:00:00Z";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn chain() -> Chain {
-    let modules = ModuleRegistry::load_dir(&repo().join("smartmodules/dist"))
-        .expect("SmartModules built (scripts/build-smartmodules.sh)");
-    let steps = chain_from_dir(&repo().join("fluvio-config")).expect("chain.yaml");
-    modules.build_chain(&steps, None).expect("chain compiles")
-}
 
 /// The normalized events of a case file.
 fn events_of(case: &Path, chain: &mut Chain) -> Vec<(serde_json::Value, i64)> {

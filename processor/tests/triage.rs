@@ -3,10 +3,11 @@
 //! `retry-after`, 5xx storms and the circuit breaker, slow answers, and log lines that try to
 //! talk the model (or a model that listens to them) into something.
 
+mod common;
+use common::{chain, repo};
+
 use chrono::Utc;
 use serde_json::{json, Value};
-use soc_core::stream::chain::{Chain, ModuleRegistry};
-use soc_core::stream::config::chain_from_dir;
 use soc_core::stream::Record;
 use soc_core::{ActionKind, ActionStatus, Alert, Severity, Triage, Verdict, VerdictSource};
 use soc_processor::rules::load_rules;
@@ -15,7 +16,6 @@ use soc_processor::triage::service::CallRecord;
 use soc_processor::triage::verdict::rule_priority;
 use soc_processor::triage::{Profile, TriageHandle, TriageSettings, TriageStats, Update};
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -549,17 +549,6 @@ async fn without_a_key_no_call_is_made_and_alerts_carry_the_fallback() {
 }
 
 // ---------------------------------------------------------------- adversarial
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn chain() -> Chain {
-    let modules = ModuleRegistry::load_dir(&repo().join("smartmodules/dist"))
-        .expect("SmartModules built (scripts/build-smartmodules.sh)");
-    let steps = chain_from_dir(&repo().join("fluvio-config")).expect("chain.yaml");
-    modules.build_chain(&steps, None).expect("chain compiles")
-}
 
 /// Raw log lines through the deployed chain and every shipped rule: the alerts raised.
 fn alerts_from_lines(lines: &[String]) -> Vec<Alert> {

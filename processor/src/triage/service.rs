@@ -79,6 +79,8 @@ pub enum Update {
 #[derive(Debug)]
 struct Pending {
     alert: Alert,
+    /// Of the alert as submitted (computed once; the worker compares it on every pass).
+    fingerprint: String,
     /// 1 = waiting for triage, 2 = waiting for investigation.
     stage: u8,
     /// Calls already spent on this incident.
@@ -277,6 +279,7 @@ impl TriageHandle {
                 a.id,
                 Pending {
                     alert: a.clone(),
+                    fingerprint: verdict::fingerprint(a),
                     stage: 1,
                     calls: 0,
                     since: Instant::now(),
@@ -408,7 +411,7 @@ impl TriageWorker {
             .iter()
             .filter(|(_, p)| p.stage == 1)
             .filter_map(|(id, p)| {
-                let (cached, _) = st.cache.get(&verdict::fingerprint(&p.alert))?;
+                let (cached, _) = st.cache.get(&p.fingerprint)?;
                 Some((*id, cached.clone()))
             })
             .collect();
@@ -435,9 +438,7 @@ impl TriageWorker {
         let mut order: Vec<(u8, u8, Instant, Uuid)> = st
             .queue
             .iter()
-            .filter(|(_, p)| {
-                p.stage == 2 || !st.in_flight.contains(&verdict::fingerprint(&p.alert))
-            })
+            .filter(|(_, p)| p.stage == 2 || !st.in_flight.contains(&p.fingerprint))
             .map(|(id, p)| (verdict::rule_priority(&p.alert), 2 - p.stage, p.since, *id))
             .collect();
         order.sort();
@@ -450,7 +451,7 @@ impl TriageWorker {
                 continue;
             }
             let Some(p) = st.queue.get(&id) else { continue };
-            if stage == 1 && !fingerprints.insert(verdict::fingerprint(&p.alert)) {
+            if stage == 1 && !fingerprints.insert(p.fingerprint.clone()) {
                 continue; // an identical incident is in this batch; this one gets its answer
             }
             let t = estimate_tokens(
@@ -609,7 +610,7 @@ impl TriageWorker {
         let mut st = lock(&self.shared.state);
         for (mut p, r) in batch.items.into_iter().zip(&refs) {
             p.calls += 1;
-            let fp = verdict::fingerprint(&p.alert);
+            let fp = p.fingerprint.clone();
             let reason = match &parsed {
                 Ok(Parsed::Triage(items)) => match items.get(r) {
                     Some(item) => {

@@ -3,11 +3,12 @@
 //! and one `llm_calls` row per model call.
 
 use super::service::{CallRecord, Update};
+use crate::pipeline::publish;
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter};
 use soc_core::db::{alert, llm_call};
-use soc_core::stream::{LogStream, ProduceRecord};
+use soc_core::stream::LogStream;
 use soc_core::{Alert, VerdictSource};
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,26 +96,4 @@ pub async fn record_call(db: &DatabaseConnection, c: &CallRecord) -> Result<(), 
         .exec_without_returning(db)
         .await?;
     Ok(())
-}
-
-async fn publish(
-    stream: &dyn LogStream,
-    topic: &str,
-    alerts: &[Alert],
-) -> Result<(), soc_core::stream::StreamError> {
-    if alerts.is_empty() {
-        return Ok(());
-    }
-    let now = Utc::now().timestamp_millis();
-    let records = alerts
-        .iter()
-        .filter_map(|a| {
-            serde_json::to_vec(a).ok().map(|value| ProduceRecord {
-                key: Some(a.id.to_string().into_bytes()),
-                value,
-                timestamp_ms: now,
-            })
-        })
-        .collect();
-    stream.produce(topic, records, None).await
 }

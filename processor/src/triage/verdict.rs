@@ -387,7 +387,7 @@ pub fn from_cache(cached: &Triage, alert: &Alert, settings: &TriageSettings) -> 
 }
 
 /// A verdict held for an alert, refreshed for a newer revision of it: the priority floor
-/// follows the counts, and targets are re-read.
+/// follows the counts.
 pub fn refresh(t: &Triage, alert: &Alert) -> Triage {
     let mut t = t.clone();
     t.priority = t.priority.min(rule_priority(alert));
