@@ -16,13 +16,15 @@ use crate::triage::{TriageHandle, TriageStats};
 use chrono::Utc;
 use sea_orm::DatabaseConnection;
 use serde_json::Value;
-use soc_core::stream::{ConsumerSpec, LogStream, ProduceRecord, Record, StartFrom};
+use soc_core::stream::{
+    Consumer, ConsumerSpec, LogStream, ProduceRecord, Record, StartFrom, StreamError,
+};
 use soc_core::Alert;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 
@@ -196,7 +198,7 @@ async fn run_partition(
         open_keys = detector.open_keys(),
         "processor partition resumed"
     );
-    let mut consumer = stream
+    let consumer = stream
         .consumer(ConsumerSpec {
             topic: settings.input_topic.clone(),
             partition,
@@ -210,7 +212,19 @@ async fn run_partition(
         })
         .await?;
     stats.partitions_ready.fetch_add(1, Ordering::Relaxed);
-    let wait = Duration::from_millis(settings.batch_wait_ms);
+    // The chain of the next batch runs while this one is detected and committed: two
+    // stages on two cores instead of one after the other.
+    let (batches_tx, mut batches) = mpsc::channel(READ_AHEAD);
+    let (done_tx, done_rx) = watch::channel(0u64);
+    let reader = tokio::spawn(read_ahead(
+        consumer,
+        settings.batch_max_records,
+        Duration::from_millis(settings.batch_wait_ms),
+        batches_tx,
+        done_rx,
+        shutdown.clone(),
+    ));
+    let mut handled = 0u64;
     let mut last_expire = Instant::now();
     loop {
         if *shutdown.borrow() {
@@ -218,7 +232,11 @@ async fn run_partition(
         }
         let batch = tokio::select! {
             _ = shutdown.changed() => break,
-            b = consumer.next_batch(settings.batch_max_records, wait) => b?,
+            b = batches.recv() => match b {
+                Some(b) => b,
+                // The reader stopped: its result says why.
+                None => break,
+            },
         };
         let t_read = Instant::now();
         let now = Utc::now();
@@ -234,6 +252,8 @@ async fn run_partition(
             last_expire = Instant::now();
         }
         if next_offset == start_offset && batch.is_empty() {
+            handled += 1;
+            let _ = done_tx.send(handled);
             continue;
         }
         let changes = detector.take_changes();
@@ -260,8 +280,8 @@ async fn run_partition(
         publish(stream.as_ref(), &settings.alerts_topic, &alerts).await?;
         // Only after the alerts are stored and out: the model's verdict follows as an update.
         triage.submit(&alerts);
-        let t_publish = Instant::now();
-        consumer.commit().await?;
+        handled += 1;
+        let _ = done_tx.send(handled);
         let total = t_read.elapsed();
         if total >= SLOW_BATCH {
             debug!(
@@ -270,12 +290,176 @@ async fn run_partition(
                 alerts = alerts.len(),
                 rules_ms = (t_rules - t_read).as_millis() as u64,
                 db_ms = (t_db - t_rules).as_millis() as u64,
-                publish_ms = (t_publish - t_db).as_millis() as u64,
-                commit_ms = t_publish.elapsed().as_millis() as u64,
+                publish_ms = t_db.elapsed().as_millis() as u64,
                 "slow batch"
             );
         }
     }
+    drop(batches);
+    match reader.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e.into()),
+        Err(e) => return Err(Error::Config(format!("partition reader failed: {e}"))),
+    }
     info!(partition, next_offset, "processor partition stopped");
     Ok(())
+}
+
+/// Batches read (chain applied) ahead of the one being detected.
+const READ_AHEAD: usize = 1;
+/// Longest a stream offset commit waits while batches keep arriving.
+const STREAM_COMMIT_EVERY: Duration = Duration::from_secs(1);
+
+/// Reads batches ahead of the detector. The stream offset is committed only once every batch
+/// read so far is handled (`done` counts them), so it never runs ahead of the work; under
+/// constant load the reader pauses for that at most once a `STREAM_COMMIT_EVERY`.
+async fn read_ahead(
+    mut consumer: Box<dyn Consumer>,
+    max_records: usize,
+    wait: Duration,
+    batches: mpsc::Sender<Vec<Record>>,
+    mut done: watch::Receiver<u64>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::result::Result<(), StreamError> {
+    let mut sent = 0u64;
+    // Records were read since the last commit.
+    let mut uncommitted = false;
+    let mut last_commit = Instant::now();
+    loop {
+        let batch = tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            b = consumer.next_batch(max_records, wait) => b?,
+        };
+        uncommitted |= !batch.is_empty();
+        if batches.send(batch).await.is_err() {
+            return Ok(());
+        }
+        sent += 1;
+        if !uncommitted {
+            continue;
+        }
+        let caught_up = *done.borrow() >= sent;
+        if !caught_up && last_commit.elapsed() < STREAM_COMMIT_EVERY {
+            continue;
+        }
+        // Wait for the processor to handle what was read, then mark it processed.
+        tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            r = done.wait_for(|&n| n >= sent) => if r.is_err() { return Ok(()) },
+        }
+        consumer.commit().await?;
+        uncommitted = false;
+        last_commit = Instant::now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use std::sync::atomic::AtomicU64;
+
+    /// Yields one record per batch; records how far it had read at each commit, next to how
+    /// far the processor had handled.
+    struct Counting {
+        next: u64,
+        end: u64,
+        handled: Arc<AtomicU64>,
+        commits: Arc<std::sync::Mutex<Vec<(u64, u64)>>>,
+        max_ahead: Arc<AtomicU64>,
+    }
+
+    #[async_trait]
+    impl Consumer for Counting {
+        async fn next_batch(
+            &mut self,
+            _max: usize,
+            wait: Duration,
+        ) -> std::result::Result<Vec<Record>, StreamError> {
+            if self.next == self.end {
+                tokio::time::sleep(wait).await;
+                return Ok(Vec::new());
+            }
+            let ahead = self.next - self.handled.load(Ordering::SeqCst);
+            self.max_ahead.fetch_max(ahead, Ordering::SeqCst);
+            self.next += 1;
+            Ok(vec![Record {
+                partition: 0,
+                offset: self.next - 1,
+                timestamp_ms: 0,
+                key: None,
+                value: b"{}".to_vec(),
+            }])
+        }
+
+        async fn commit(&mut self) -> std::result::Result<(), StreamError> {
+            let handled = self.handled.load(Ordering::SeqCst);
+            self.commits
+                .lock()
+                .expect("commits")
+                .push((self.next, handled));
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn reads_ahead_but_never_commits_ahead_of_the_work() {
+        let handled = Arc::new(AtomicU64::new(0));
+        let commits = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let max_ahead = Arc::new(AtomicU64::new(0));
+        let consumer = Counting {
+            next: 0,
+            end: 20,
+            handled: handled.clone(),
+            commits: commits.clone(),
+            max_ahead: max_ahead.clone(),
+        };
+        let (tx, mut rx) = mpsc::channel(READ_AHEAD);
+        let (done_tx, done_rx) = watch::channel(0u64);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let reader = tokio::spawn(read_ahead(
+            Box::new(consumer),
+            100,
+            Duration::from_millis(5),
+            tx,
+            done_rx,
+            stop_rx,
+        ));
+        // A slow processor: 20 ms a batch.
+        let mut batches = 0u64;
+        while handled.load(Ordering::SeqCst) < 20 {
+            let batch = rx.recv().await.expect("batch");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            handled.fetch_add(batch.len() as u64, Ordering::SeqCst);
+            batches += 1;
+            done_tx.send(batches).expect("reader alive");
+        }
+        // Keep handling the idle reads until everything read is committed.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while commits.lock().expect("commits").last().map(|c| c.0) != Some(20) {
+            assert!(
+                Instant::now() < deadline,
+                "the last records were never committed"
+            );
+            if let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(50), rx.recv()).await {
+                batches += 1;
+                done_tx.send(batches).expect("reader alive");
+            }
+        }
+        stop_tx.send(true).expect("stop");
+        drop(rx);
+        reader.await.expect("join").expect("reader");
+        let commits = commits.lock().expect("commits").clone();
+        assert!(
+            max_ahead.load(Ordering::SeqCst) >= 1,
+            "the next batch was read while one was being handled"
+        );
+        for (read, done) in &commits {
+            assert!(read <= done, "committed {read} records with {done} handled");
+        }
+        assert!(
+            commits.len() >= 2,
+            "commits happen during the run too, not only at the end: {commits:?}"
+        );
+    }
 }
