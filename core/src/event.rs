@@ -80,6 +80,10 @@ pub struct EventInfo {
     pub dataset: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The source's serial of the event (auditd: the records of one syscall share it with
+    /// their timestamp, so EXECVE arguments join their SYSCALL's pid and user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
     /// Severity as the source rates it (Suricata: 1 = high .. 3 = low).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub severity: Option<u32>,
@@ -107,6 +111,13 @@ pub struct User {
     /// The account a privilege change targets (`sudo -u`, `su`, `pkexec`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<TargetUser>,
+    /// The effective account, when it differs from the real one (auditd `euid`): a process
+    /// of an ordinary user running as root shows here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective: Option<TargetUser>,
+    /// The login account (auditd `auid`), which survives `su` and `sudo`: who really acted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<TargetUser>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

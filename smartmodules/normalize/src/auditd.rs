@@ -5,7 +5,7 @@
 use crate::ecs::{self, is_ip, AUTHENTICATION, FAILURE, FILE, PROCESS, SUCCESS};
 use crate::time;
 use chrono::DateTime;
-use soc_core::event::{Event, File, ParentProcess, Process, User};
+use soc_core::event::{Event, File, ParentProcess, Process, TargetUser, User};
 
 const DATASET: &str = "auditd";
 
@@ -52,7 +52,8 @@ pub fn apply(s: &str, ev: &mut Event) -> bool {
         return false;
     };
     let kind = type_name(kind);
-    let secs = stamp.split(':').next().unwrap_or("");
+    let (secs, serial) = stamp.split_once(':').unwrap_or((stamp, ""));
+    ev.event.sequence = serial.parse().ok();
     if let Some(ms) = epoch_ms(secs) {
         ev.timestamp = DateTime::from_timestamp_millis(ms).map(time::format);
     }
@@ -145,6 +146,22 @@ fn process_fields(body: &str, ev: &mut Event) {
         let u = ev.user.get_or_insert_with(User::default);
         u.id = uid.map(str::to_string);
         u.name = name.map(str::to_string);
+    }
+    // 4294967295 is "unset" (-1): no login session, or a daemon.
+    let other = |id_key: &str, name_key: &str| {
+        let id = ecs::kv(body, id_key).filter(|u| *u != "4294967295");
+        let name = ecs::kv(body, name_key);
+        (id.is_some() || name.is_some()).then(|| TargetUser {
+            id: id.map(str::to_string),
+            name: name.map(str::to_string),
+        })
+    };
+    let effective = other("euid", "EUID").filter(|e| uid.is_none() || e.id.as_deref() != uid);
+    let audit = other("auid", "AUID");
+    if effective.is_some() || audit.is_some() {
+        let u = ev.user.get_or_insert_with(User::default);
+        u.effective = effective;
+        u.audit = audit;
     }
 }
 
@@ -273,7 +290,47 @@ mod tests {
             (Some(27032), Some(26843))
         );
         assert_eq!(p.executable.as_deref(), Some("/usr/bin/perl"));
-        assert_eq!(ev.user.and_then(|u| u.id).as_deref(), Some("1000"));
+        assert_eq!(ev.event.sequence, Some(2997));
+        let u = ev.user.expect("user");
+        assert_eq!(u.id.as_deref(), Some("1000"));
+        assert_eq!(u.audit.and_then(|a| a.id).as_deref(), Some("1000"));
+        assert_eq!(u.effective, None, "no euid in the record");
+    }
+
+    #[test]
+    fn a_user_running_as_root_shows_effective_and_login_ids() {
+        // A setuid binary run by uid 1000, who logged in as 1000 and is now euid 0.
+        let ev = parse(r#"type=SYSCALL msg=audit(1700000000.123:4242): arch=c000003e syscall=59 success=yes exit=0 ppid=100 pid=101 auid=1000 uid=1000 gid=1000 euid=0 suid=0 fsuid=0 egid=0 tty=pts0 ses=3 comm="bash" exe="/usr/bin/bash" AUID="alice" UID="alice" EUID="root""#)
+            .expect("parsed");
+        let u = ev.user.expect("user");
+        assert_eq!(
+            (u.id.as_deref(), u.name.as_deref()),
+            (Some("1000"), Some("alice"))
+        );
+        let eff = u.effective.expect("effective");
+        assert_eq!(
+            (eff.id.as_deref(), eff.name.as_deref()),
+            (Some("0"), Some("root"))
+        );
+        let audit = u.audit.expect("audit");
+        assert_eq!(
+            (audit.id.as_deref(), audit.name.as_deref()),
+            (Some("1000"), Some("alice"))
+        );
+        // The EXECVE record of the same syscall carries the same serial to join on.
+        let exec = parse(r#"type=EXECVE msg=audit(1700000000.123:4242): argc=2 a0="id" a1="-u""#)
+            .expect("parsed");
+        assert_eq!(exec.event.sequence, Some(4242));
+        assert_eq!(exec.timestamp, ev.timestamp);
+    }
+
+    #[test]
+    fn an_unset_login_id_is_left_out() {
+        let ev = parse(r#"type=SYSCALL msg=audit(1700000000.000:7): arch=c000003e syscall=59 success=yes exit=0 ppid=1 pid=2 auid=4294967295 uid=0 euid=0 comm="cron" exe="/usr/sbin/cron""#)
+            .expect("parsed");
+        let u = ev.user.expect("user");
+        assert_eq!(u.audit, None, "4294967295 means no login session");
+        assert_eq!(u.effective, None, "euid equals uid");
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod firewall;
 pub mod ftp;
 pub mod http_error;
 pub mod json;
+pub mod kernel;
 pub mod pam;
 pub mod postfix;
 pub mod sshd;
@@ -173,6 +174,7 @@ fn apply_program(program: &str, msg: &str, ev: &mut Event) -> bool {
     by_name
         || (msg.contains("SRC=") && firewall::iptables(msg, ev))
         || (program == "kernel" && msg.starts_with("audit: ") && auditd::apply(msg, ev))
+        || (program == "kernel" && kernel::apply(msg, ev))
 }
 
 /// A whole raw log line carried inside a syslog message (nginx or apache logging to syslog,

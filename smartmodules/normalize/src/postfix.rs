@@ -68,12 +68,30 @@ pub fn apply(msg: &str, ev: &mut Event) -> bool {
         }
         ecs::mark(ev, DATASET, "smtp_reject", Some(NETWORK));
         ecs::outcome(ev, FAILURE);
-        // The reason follows the status codes: `... <x>: Relay access denied; from=...`.
-        let why = from.split("; from=").next().unwrap_or(from);
-        ev.event.reason = why.rsplit(": ").next().map(str::to_string);
+        ev.event.reason = reject_reason(from);
         return true;
     }
     false
+}
+
+/// The reason of a reject, after the client, the status codes and the address the reject
+/// is about: `unknown[1.2.3.4]: 504 5.5.2 <pc1>: Helo command rejected: need fully-qualified
+/// hostname; from=<..>` gives `Helo command rejected: need fully-qualified hostname`.
+fn reject_reason(from: &str) -> Option<String> {
+    let rest = from.split_once("]: ").map_or(from, |(_, r)| r);
+    let mut why = rest.split("; from=").next().unwrap_or(rest).trim();
+    for _ in 0..2 {
+        match why.split_once(' ') {
+            Some((code, r)) if code.bytes().all(|b| b.is_ascii_digit() || b == b'.') => why = r,
+            _ => break,
+        }
+    }
+    if why.starts_with('<') {
+        if let Some((_, r)) = why.split_once(">: ") {
+            why = r;
+        }
+    }
+    (!why.is_empty()).then(|| why.to_string())
 }
 
 fn violation(ev: &mut Event, from: &str, reason: &str) -> bool {
@@ -108,6 +126,19 @@ mod tests {
         assert_eq!(ev.event.action.as_deref(), Some("smtp_reject"));
         assert_eq!(ev.source_ip(), Some("192.168.1.2"));
         assert_eq!(ev.event.reason.as_deref(), Some("Relay access denied"));
+        // The whole reason, not only its last clause.
+        let ev = run("NOQUEUE: reject: RCPT from unknown[192.168.1.1]: 504 5.5.2 <WIN-9QL4SDRB93L>: Helo command rejected: need fully-qualified hostname; from=<a@b.c> to=<d@e.f> proto=ESMTP helo=<WIN-9QL4SDRB93L>")
+            .expect("parsed");
+        assert_eq!(
+            ev.event.reason.as_deref(),
+            Some("Helo command rejected: need fully-qualified hostname")
+        );
+        let ev = run("NOQUEUE: reject: RCPT from unknown[192.168.1.4]: 554 5.7.1 Service unavailable; Client host [192.168.1.4] blocked using zen.spamhaus.org; from=<a@b.c>")
+            .expect("parsed");
+        assert_eq!(
+            ev.event.reason.as_deref(),
+            Some("Service unavailable; Client host [192.168.1.4] blocked using zen.spamhaus.org")
+        );
         let ev = run("warning: non-SMTP command from unknown[192.168.1.3]: GET / HTTP/1.1")
             .expect("parsed");
         assert_eq!(ev.event.action.as_deref(), Some("smtp_protocol_violation"));
