@@ -10,9 +10,14 @@
 //! expected pair is *spurious* when the test expects no alert or its source is not one the
 //! test accuses; an alert of another family against an accused source is counted apart as
 //! *additional* (the hub's tests load only the scenarios under test, so they cannot say
-//! whether it is right). Tests that load no scenario at all are parser tests: they assert
-//! nothing about alerts, so alerts raised there are listed as *unscored*; the strict
-//! precision counts them as spurious too.
+//! whether it is right). Where the index records no overflow for a test that loads
+//! scenarios (`expected_overflows: null`), the test's own `scenario.assert` names them.
+//!
+//! Tests that load no scenario at all are parser tests: they assert nothing about alerts.
+//! An alert there is *corroborated* when a line that raised it (one naming its source) also
+//! appears in a scenario test that accuses that source of that family: the hub's own label
+//! for the same line. Other alerts there are *unscored*; the strict precision counts them
+//! as spurious.
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -124,6 +129,58 @@ struct HubTest {
     scenarios: Vec<String>,
     #[serde(default)]
     overflows: Option<Vec<Overflow>>,
+    /// (scenario, source) pairs from the test's `scenario.assert`, read when the index
+    /// lists no overflow.
+    #[serde(skip)]
+    asserted: Vec<(String, String)>,
+}
+
+impl HubTest {
+    fn loads_scenarios(&self) -> bool {
+        self.scenarios.iter().any(|s| !s.trim().is_empty())
+    }
+}
+
+/// (scenario, source) pairs a `scenario.assert` checks: `"SRC" in results[N].Overflow.
+/// GetSources()` together with `results[N].Overflow.Alert.GetScenario() == "NAME"`.
+fn parse_scenario_assert(text: &str) -> Vec<(String, String)> {
+    let index_of = |line: &str| -> Option<usize> {
+        let rest = line.split("results[").nth(1)?;
+        rest.split(']').next()?.parse().ok()
+    };
+    let quoted = |s: &str| -> Option<String> { s.split('"').nth(1).map(str::to_string) };
+    let mut sources: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    let mut scenarios: BTreeMap<usize, String> = BTreeMap::new();
+    for line in text.lines().map(str::trim) {
+        let Some(n) = index_of(line) else { continue };
+        if line.ends_with(".Overflow.GetSources()") && line.starts_with('"') {
+            if let Some(src) = quoted(line) {
+                sources.entry(n).or_default().push(src);
+            }
+        } else if line.contains(".Overflow.Alert.GetScenario() ==") {
+            if let Some(name) = line.rsplit_once("==").and_then(|(_, v)| quoted(v)) {
+                scenarios.insert(n, name);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (n, srcs) in sources {
+        if let Some(name) = scenarios.get(&n) {
+            out.extend(srcs.into_iter().map(|s| (name.clone(), s)));
+        }
+    }
+    out
+}
+
+/// The hub's labels by log line: for each line of a scenario test, the (family, source)
+/// pairs that test accuses and the line names.
+#[derive(Default)]
+struct LineLabels(std::collections::HashMap<String, BTreeSet<(String, String)>>);
+
+impl LineLabels {
+    fn labels(&self, line: &str) -> Option<&BTreeSet<(String, String)>> {
+        self.0.get(line)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,7 +207,9 @@ pub struct TestResult {
     pub spurious: BTreeSet<(String, String)>,
     /// (family, key) of alerts of another family against an accused source.
     pub additional: BTreeSet<(String, String)>,
-    /// (family, key) of alerts in a parser-only test.
+    /// (family, key) of alerts in a parser-only test that the hub labels elsewhere.
+    pub corroborated: BTreeSet<(String, String)>,
+    /// (family, key) of the other alerts in a parser-only test.
     pub unscored: BTreeSet<(String, String)>,
     /// Rule ids and keys of every alert raised.
     pub alerts: Vec<(String, String)>,
@@ -164,6 +223,7 @@ pub struct Score {
     pub missed: usize,
     pub spurious: usize,
     pub additional: usize,
+    pub corroborated: usize,
     pub unscored: usize,
 }
 
@@ -175,6 +235,7 @@ impl Score {
         self.missed += r.missed.len();
         self.spurious += r.spurious.len();
         self.additional += r.additional.len();
+        self.corroborated += r.corroborated.len();
         self.unscored += r.unscored.len();
     }
 
@@ -198,9 +259,11 @@ impl Score {
         }
     }
 
-    /// Precision counting alerts in parser-only tests as spurious too.
+    /// Precision over every alert, those of parser-only tests included: corroborated ones
+    /// count as right, unscored ones as spurious.
     pub fn strict_precision(&self) -> f64 {
-        let raised = self.found + self.spurious + self.additional + self.unscored;
+        let raised =
+            self.found + self.spurious + self.additional + self.corroborated + self.unscored;
         if raised == 0 {
             1.0
         } else {
@@ -271,34 +334,83 @@ impl Evaluator {
         Ok(alerts)
     }
 
-    fn score(&self, t: &HubTest, lines: usize, alerts: &[Alert]) -> TestResult {
+    /// (family or `*` when the scenario is not pinned, source) pairs a test expects.
+    fn expected(&self, t: &HubTest) -> BTreeSet<(String, String)> {
+        let listed: Vec<(Option<&str>, &str)> = t
+            .overflows
+            .iter()
+            .flatten()
+            .flat_map(|o| {
+                o.sources
+                    .iter()
+                    .map(|s| (o.scenario.as_deref(), s.as_str()))
+            })
+            .collect();
+        let pairs = if listed.is_empty() {
+            t.asserted
+                .iter()
+                .map(|(sc, s)| (Some(sc.as_str()), s.as_str()))
+                .collect()
+        } else {
+            listed
+        };
         let mut expected = BTreeSet::new();
-        // Expectations whose scenario is not pinned match any family on their source.
-        let mut any_family = BTreeSet::new();
-        for o in t.overflows.iter().flatten() {
-            let family = o
-                .scenario
-                .as_deref()
-                .map(|s| self.mapping.scenario_family(s));
-            if family.as_deref() == Some(NOT_APPLICABLE) {
-                continue;
+        for (scenario, source) in pairs {
+            let family = scenario.map(|s| self.mapping.scenario_family(s));
+            match family.as_deref() {
+                Some(NOT_APPLICABLE) => {}
+                Some(f) => {
+                    expected.insert((f.to_string(), source.to_string()));
+                }
+                None => {
+                    expected.insert(("*".to_string(), source.to_string()));
+                }
             }
-            for s in &o.sources {
-                match &family {
-                    Some(f) => {
-                        expected.insert((f.clone(), s.clone()));
-                    }
-                    None => {
-                        any_family.insert(s.clone());
-                        expected.insert(("*".to_string(), s.clone()));
+        }
+        expected
+    }
+
+    /// The hub's labels of every line of its scenario tests.
+    fn line_labels(&self, tests: &[(HubTest, Vec<String>)]) -> LineLabels {
+        let mut labels = LineLabels::default();
+        for (t, lines) in tests.iter().filter(|(t, _)| t.loads_scenarios()) {
+            let expected = self.expected(t);
+            for line in lines {
+                for (f, src) in expected.iter().filter(|(f, _)| f != "*") {
+                    if names(line, src) {
+                        labels
+                            .0
+                            .entry(line.clone())
+                            .or_default()
+                            .insert((f.clone(), src.clone()));
                     }
                 }
             }
         }
+        labels
+    }
+
+    fn score(
+        &self,
+        t: &HubTest,
+        lines: &[String],
+        alerts: &[Alert],
+        labels: &LineLabels,
+    ) -> TestResult {
+        let expected = self.expected(t);
+        // Expectations whose scenario is not pinned match any family on their source.
+        let any_family: BTreeSet<String> = expected
+            .iter()
+            .filter(|(f, _)| f == "*")
+            .map(|(_, s)| s.clone())
+            .collect();
         let accused: BTreeSet<&str> = expected.iter().map(|(_, s)| s.as_str()).collect();
+        let parser_only = !t.loads_scenarios();
         let mut found = BTreeSet::new();
         let mut spurious = BTreeSet::new();
         let mut additional = BTreeSet::new();
+        let mut corroborated = BTreeSet::new();
+        let mut unscored = BTreeSet::new();
         for a in alerts {
             let family = self.mapping.rule_family(&a.rule_id);
             let keys: Vec<&str> = std::iter::once(a.group_key.as_str())
@@ -313,36 +425,46 @@ impl Evaluator {
                     None
                 }
             });
+            let pair = (family.clone(), a.group_key.clone());
             match hit {
                 Some(pair) => {
                     found.insert(pair);
                 }
                 None if keys.iter().any(|k| accused.contains(k)) => {
-                    additional.insert((family, a.group_key.clone()));
+                    additional.insert(pair);
+                }
+                None if parser_only => {
+                    let labelled = keys.iter().any(|k| {
+                        lines.iter().filter(|l| names(l, k)).any(|l| {
+                            labels
+                                .labels(l)
+                                .is_some_and(|set| set.contains(&(family.clone(), k.to_string())))
+                        })
+                    });
+                    if labelled {
+                        corroborated.insert(pair);
+                    } else {
+                        unscored.insert(pair);
+                    }
                 }
                 None => {
-                    spurious.insert((family, a.group_key.clone()));
+                    spurious.insert(pair);
                 }
             }
         }
         let missed = expected.difference(&found).cloned().collect();
-        let parser_only = t.scenarios.iter().all(|s| s.trim().is_empty());
-        let unscored = if parser_only {
-            std::mem::take(&mut spurious)
-        } else {
-            BTreeSet::new()
-        };
         TestResult {
             test: t.test.clone(),
             log_type: t.log_type.clone(),
             in_scope: self.mapping.in_scope(&t.parsers),
             parser_only,
-            lines,
+            lines: lines.len(),
             expected,
             found,
             missed,
             spurious,
             additional,
+            corroborated,
             unscored,
             alerts: alerts
                 .iter()
@@ -363,7 +485,10 @@ impl Evaluator {
                 return Label::Attack;
             }
         }
-        if result.spurious.contains(&(family, alert.group_key.clone())) {
+        let pair = (family, alert.group_key.clone());
+        if result.corroborated.contains(&pair) {
+            Label::Attack
+        } else if result.spurious.contains(&pair) {
             Label::NotAttack
         } else {
             Label::Unscored
@@ -377,10 +502,12 @@ impl Evaluator {
         only: Option<&str>,
     ) -> Result<Vec<(String, Alert, Label)>> {
         let mut out = Vec::new();
-        for (t, lines) in read_tests(corpus, only)? {
+        let tests = read_tests(corpus)?;
+        let labels = self.line_labels(&tests);
+        for (t, lines) in tests.iter().filter(|(t, _)| selected(t, only)) {
             let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
             let alerts = self.alerts_for(&refs)?;
-            let result = self.score(&t, refs.len(), &alerts);
+            let result = self.score(t, lines, &alerts, &labels);
             if !result.in_scope {
                 continue;
             }
@@ -394,10 +521,12 @@ impl Evaluator {
 
     pub fn run(&mut self, corpus: &Path, only: Option<&str>) -> Result<Report> {
         let mut results = Vec::new();
-        for (t, lines) in read_tests(corpus, only)? {
+        let tests = read_tests(corpus)?;
+        let labels = self.line_labels(&tests);
+        for (t, lines) in tests.iter().filter(|(t, _)| selected(t, only)) {
             let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
             let alerts = self.alerts_for(&refs)?;
-            results.push(self.score(&t, refs.len(), &alerts));
+            results.push(self.score(t, lines, &alerts, &labels));
         }
         if results.is_empty() {
             bail!(
@@ -419,7 +548,7 @@ pub enum Label {
 }
 
 /// The hub's tests with their log lines (blank lines dropped).
-fn read_tests(corpus: &Path, only: Option<&str>) -> Result<Vec<(HubTest, Vec<String>)>> {
+fn read_tests(corpus: &Path) -> Result<Vec<(HubTest, Vec<String>)>> {
     let index = corpus.join("tests_index.jsonl");
     let text =
         std::fs::read_to_string(&index).with_context(|| format!("reading {}", index.display()))?;
@@ -428,10 +557,13 @@ fn read_tests(corpus: &Path, only: Option<&str>) -> Result<Vec<(HubTest, Vec<Str
         if line.trim().is_empty() {
             continue;
         }
-        let t: HubTest =
+        let mut t: HubTest =
             serde_json::from_str(line).with_context(|| format!("{}:{}", index.display(), n + 1))?;
-        if only.is_some_and(|o| !t.test.contains(o)) {
-            continue;
+        if t.loads_scenarios() && t.overflows.as_ref().is_none_or(Vec::is_empty) {
+            let assert = corpus.join("tests").join(&t.test).join("scenario.assert");
+            if let Ok(text) = std::fs::read_to_string(&assert) {
+                t.asserted = parse_scenario_assert(&text);
+            }
         }
         let log = corpus.join("tests").join(&t.test).join(&t.log_file);
         let Ok(bytes) = std::fs::read(&log) else {
@@ -446,6 +578,27 @@ fn read_tests(corpus: &Path, only: Option<&str>) -> Result<Vec<(HubTest, Vec<Str
         out.push((t, lines));
     }
     Ok(out)
+}
+
+fn selected(t: &HubTest, only: Option<&str>) -> bool {
+    only.is_none_or(|o| t.test.contains(o))
+}
+
+/// `line` names `source` as a whole token: `1.2.3.4` is named by `from 1.2.3.4:22` and
+/// `[1.2.3.4]`, not by `11.2.3.4` or `1.2.3.45`.
+fn names(line: &str, source: &str) -> bool {
+    if source.is_empty() {
+        return false;
+    }
+    line.match_indices(source).any(|(i, _)| {
+        let before = line[..i].chars().next_back();
+        let mut after = line[i + source.len()..].chars();
+        let (next, then) = (after.next(), after.next());
+        let joined_before = before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '.');
+        let joined_after = next.is_some_and(|c| c.is_ascii_alphanumeric())
+            || (next == Some('.') && then.is_some_and(|c| c.is_ascii_digit()));
+        !joined_before && !joined_after
+    })
 }
 
 fn summarize(tests: Vec<TestResult>) -> Report {
@@ -464,6 +617,7 @@ fn summarize(tests: Vec<TestResult>) -> Report {
                 .iter()
                 .chain(&r.spurious)
                 .chain(&r.additional)
+                .chain(&r.corroborated)
                 .chain(&r.unscored)
                 .chain(&r.found)
             {
@@ -477,6 +631,7 @@ fn summarize(tests: Vec<TestResult>) -> Report {
                 s.missed += r.missed.iter().filter(|(x, _)| x == f).count();
                 s.spurious += r.spurious.iter().filter(|(x, _)| x == f).count();
                 s.additional += r.additional.iter().filter(|(x, _)| x == f).count();
+                s.corroborated += r.corroborated.iter().filter(|(x, _)| x == f).count();
                 s.unscored += r.unscored.iter().filter(|(x, _)| x == f).count();
             }
         }
@@ -492,13 +647,14 @@ fn summarize(tests: Vec<TestResult>) -> Report {
 
 fn row(name: &str, s: &Score) -> String {
     format!(
-        "{name:<24} {:>5} {:>8} {:>6} {:>6} {:>8} {:>10} {:>8} {:>7.1}% {:>9.1}% {:>7.1}%",
+        "{name:<24} {:>5} {:>8} {:>6} {:>6} {:>8} {:>10} {:>7} {:>8} {:>7.1}% {:>9.1}% {:>7.1}%",
         s.tests,
         s.expected,
         s.found,
         s.missed,
         s.spurious,
         s.additional,
+        s.corroborated,
         s.unscored,
         100.0 * s.recall(),
         100.0 * s.precision(),
@@ -508,7 +664,7 @@ fn row(name: &str, s: &Score) -> String {
 
 pub fn print(report: &Report, verbose: bool) {
     let header = format!(
-        "{:<24} {:>5} {:>8} {:>6} {:>6} {:>8} {:>10} {:>8} {:>8} {:>10} {:>8}",
+        "{:<24} {:>5} {:>8} {:>6} {:>6} {:>8} {:>10} {:>7} {:>8} {:>8} {:>10} {:>8}",
         "",
         "tests",
         "expected",
@@ -516,6 +672,7 @@ pub fn print(report: &Report, verbose: bool) {
         "missed",
         "spurious",
         "additional",
+        "corrob.",
         "unscored",
         "recall",
         "precision",
@@ -544,7 +701,13 @@ pub fn print(report: &Report, verbose: bool) {
             println!("  {:<36} {f} {s}", r.test);
         }
     }
-    println!("\nUnscored (in scope, alerts in tests that load no scenario):");
+    println!("\nCorroborated (in scope, parser tests; the hub labels the same line elsewhere):");
+    for r in report.tests.iter().filter(|r| r.in_scope) {
+        for (f, s) in &r.corroborated {
+            println!("  {:<36} {f} {s}", r.test);
+        }
+    }
+    println!("\nUnscored (in scope, parser tests; no label for these lines in the hub):");
     for r in report.tests.iter().filter(|r| r.in_scope) {
         for (f, s) in &r.unscored {
             println!("  {:<36} {f} {s}", r.test);
@@ -579,6 +742,36 @@ pub fn run(args: EvalArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scenario_asserts_name_scenario_and_source() {
+        let text = r#"len(results) == 1
+"81.150.104.130" in results[0].Overflow.GetSources()
+results[0].Overflow.Sources["81.150.104.130"].IP == "81.150.104.130"
+results[0].Overflow.Alert.GetScenario() == "crowdsecurity/http-bf-wordpress_bf"
+"10.0.0.9" in results[1].Overflow.GetSources()
+"#;
+        assert_eq!(
+            parse_scenario_assert(text),
+            vec![(
+                "crowdsecurity/http-bf-wordpress_bf".to_string(),
+                "81.150.104.130".to_string()
+            )],
+            "a source without its scenario is not an expectation"
+        );
+    }
+
+    #[test]
+    fn sources_are_named_as_whole_tokens() {
+        assert!(names("refused connect from host (1.2.3.4)", "1.2.3.4"));
+        assert!(names("unknown[1.2.3.4]: SASL", "1.2.3.4"));
+        assert!(names("from ::ffff:1.2.3.4 port 22", "1.2.3.4"));
+        assert!(names("ends with 1.2.3.4.", "1.2.3.4"));
+        assert!(!names("from 11.2.3.4 port 22", "1.2.3.4"));
+        assert!(!names("from 1.2.3.45 port 22", "1.2.3.4"));
+        assert!(!names("from 1.2.3.4.5", "1.2.3.4"));
+        assert!(!names("anything", ""));
+    }
 
     #[test]
     fn wildcards() {
