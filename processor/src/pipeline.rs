@@ -220,6 +220,7 @@ async fn run_partition(
         consumer,
         settings.batch_max_records,
         Duration::from_millis(settings.batch_wait_ms),
+        STREAM_COMMIT_EVERY,
         batches_tx,
         done_rx,
         shutdown.clone(),
@@ -312,11 +313,12 @@ const STREAM_COMMIT_EVERY: Duration = Duration::from_secs(1);
 
 /// Reads batches ahead of the detector. The stream offset is committed only once every batch
 /// read so far is handled (`done` counts them), so it never runs ahead of the work; under
-/// constant load the reader pauses for that at most once a `STREAM_COMMIT_EVERY`.
+/// constant load the reader pauses for that at most once a `commit_every`.
 async fn read_ahead(
     mut consumer: Box<dyn Consumer>,
     max_records: usize,
     wait: Duration,
+    commit_every: Duration,
     batches: mpsc::Sender<Vec<Record>>,
     mut done: watch::Receiver<u64>,
     mut shutdown: watch::Receiver<bool>,
@@ -339,7 +341,7 @@ async fn read_ahead(
             continue;
         }
         let caught_up = *done.borrow() >= sent;
-        if !caught_up && last_commit.elapsed() < STREAM_COMMIT_EVERY {
+        if !caught_up && last_commit.elapsed() < commit_every {
             continue;
         }
         // Wait for the processor to handle what was read, then mark it processed.
@@ -421,6 +423,9 @@ mod tests {
             Box::new(consumer),
             100,
             Duration::from_millis(5),
+            // Far shorter than the 400 ms of work below, so a commit must come mid-run
+            // even when the reader is never caught up.
+            Duration::from_millis(60),
             tx,
             done_rx,
             stop_rx,
