@@ -6,15 +6,15 @@ use std::path::Path;
 
 /// Floor of the in-scope precision over every alert, parser tests' alerts included
 /// (corroborated ones right, unscored ones spurious).
-const STRICT_FLOOR: f64 = 0.962;
+const STRICT_FLOOR: f64 = 0.963;
 
 /// Floors, per log type and overall: (log type, min recall, min precision). They are the
 /// scores reached; raise them when detections improve, never lower them to pass.
 const FLOORS: &[(&str, f64, f64)] = &[
-    ("in scope", 0.967, 0.986),
+    ("in scope", 0.980, 0.986),
     ("nginx", 1.0, 0.986),
     ("apache2", 1.0, 1.0),
-    ("syslog", 0.880, 0.974),
+    ("syslog", 0.928, 0.975),
     ("suricata-evelogs", 1.0, 1.0),
     ("auditd", 1.0, 1.0),
     ("proftpd", 1.0, 1.0),
