@@ -81,7 +81,8 @@ pub struct EventInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The source's serial of the event (auditd: the records of one syscall share it with
-    /// their timestamp, so EXECVE arguments join their SYSCALL's pid and user).
+    /// their timestamp, the key on which an EXECVE's arguments meet its SYSCALL's pid and
+    /// user; the processor does not join them yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequence: Option<u64>,
     /// Severity as the source rates it (Suricata: 1 = high .. 3 = low).

@@ -306,7 +306,8 @@ async fn run_partition(
     Ok(())
 }
 
-/// Batches read (chain applied) ahead of the one being detected.
+/// Batches queued (chain applied) for the detector; the reader holds one more while it
+/// waits for room, so at most `READ_AHEAD + 1` are read ahead of the one being detected.
 const READ_AHEAD: usize = 1;
 /// Longest a stream offset commit waits while batches keep arriving.
 const STREAM_COMMIT_EVERY: Duration = Duration::from_secs(1);
