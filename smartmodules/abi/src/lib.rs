@@ -10,6 +10,24 @@
 //!
 //! A module uses the macros: `export_map!(my_fn)`, `export_filter!(my_fn)`,
 //! `export_init!(my_init)`.
+//!
+//! # Memory protocol
+//!
+//! The `unsafe` code in this crate rests on how fluvio-smartengine 0.50 drives a module,
+//! one call at a time (`write_input`, the export, `read_output`):
+//!
+//! 1. The host encodes the input and calls the module's exported `alloc(len)`
+//!    (`fluvio_smartmodule::memory::alloc`), which makes a `Vec::<u8>::with_capacity(len)`
+//!    with the module's global allocator, forgets it and returns its pointer.
+//! 2. The host copies exactly `len` bytes to that pointer and calls the export once with
+//!    `(ptr, len, version)`. It allocates a fresh buffer for every call, never calls
+//!    `dealloc` and never touches the buffer again: the export owns it and frees it.
+//! 3. A transform export passes the host a pointer and length with the imported
+//!    `copy_records(ptr, len)`. The host only remembers them and copies the bytes out of
+//!    linear memory after the export has returned, before it calls the module again; so the
+//!    buffer must stay alive and unchanged until the export is next called.
+
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 pub use fluvio_smartmodule;
 
@@ -36,8 +54,27 @@ thread_local! {
 /// The host writes its input into a buffer it got from `alloc(len)`; we take ownership.
 ///
 /// # Safety
-/// `ptr` must come from this module's `alloc(len)`.
+/// - `ptr` must be the pointer returned by this module's `alloc(len)` for this same `len`
+///   (so it was allocated by the module's global allocator as a `Vec<u8>` of capacity
+///   `len`), or any pointer meeting the same conditions.
+/// - All `len` bytes at `ptr` must have been written (initialized).
+/// - Ownership of the buffer passes to the returned `Vec`, which frees it when dropped: the
+///   caller must not read, write, free or pass the buffer anywhere again, and must not call
+///   this twice with the same pointer.
 unsafe fn take_input(ptr: *mut u8, len: usize) -> Vec<u8> {
+    // SAFETY: `Vec::from_raw_parts(ptr, len, capacity)` needs `ptr` allocated by the global
+    // allocator with the layout a `Vec<u8>` of `capacity` elements uses, `len <= capacity`,
+    // the first `len` bytes initialized, and no other owner. By the caller's contract `ptr`
+    // comes from `alloc(len)`, which is `Vec::<u8>::with_capacity(len)` forgotten, in this
+    // module and so with the same global allocator. std documents `with_capacity` as "at
+    // least", but for a non-zero-sized element it allocates exactly
+    // `Layout::array::<u8>(len)` (size `len`, align 1) and reports capacity `len`; that is
+    // why capacity is `len` here, and fluvio's own `dealloc(ptr, size)` relies on the same
+    // by calling `Vec::from_raw_parts(ptr, size, size)`. For `len == 0` `alloc` allocated
+    // nothing and returned a dangling, well-aligned pointer, which a capacity-0 `Vec`
+    // never frees. The host copied exactly `len` bytes there before the call, so all of
+    // them are initialized, and it hands the buffer over exactly once: fluvio-smartengine
+    // never frees or reuses it, so this `Vec` is its only owner and frees it once.
     unsafe { Vec::from_raw_parts(ptr, len, len) }
 }
 
@@ -173,6 +210,12 @@ fn push_varint(out: &mut Vec<u8>, v: i64) {
 }
 
 /// Hand the module's output buffer to the host; it stays alive until the next call.
+///
+/// `copy` gets a pointer to `len` initialized bytes of `OUTPUT`. It stays valid, and the
+/// bytes unchanged, until `with_output` runs again: only this function touches `OUTPUT`,
+/// and the thread-local (one per module instance on single-threaded wasm32) is never
+/// dropped while the module runs. That is what the host's `copy_records` needs, since it
+/// reads the bytes after the export returns.
 fn with_output(fill: impl FnOnce(&mut Vec<u8>), copy: impl FnOnce(*const u8, usize)) {
     OUTPUT.with(|buf| {
         let mut buf = buf.borrow_mut();
@@ -202,8 +245,15 @@ fn read_input(input: &[u8], version: i16) -> Result<(Vec<RawRecord<'_>>, i64), i
 /// Body of a `map` export: `f` turns each record's value into a new value and never fails,
 /// so one bad line can never stop the rest of its batch.
 ///
+/// Unless the input cannot be decoded (then a negative error code is returned and `copy`
+/// is not called), `copy` is called once with the encoded output, which stays valid until
+/// the next `run_map`/`run_filter` call (see `with_output`).
+///
 /// # Safety
-/// `ptr`/`len` must describe a buffer from this module's `alloc`.
+/// `ptr` and `len` must be what this module's `alloc(len)` returned and was asked for, with
+/// all `len` bytes written, and ownership of that buffer passes to this call: the caller
+/// must not use or free it afterwards, nor pass it to another call. This is what the
+/// SmartModule host does (see the crate's memory protocol); [`take_input`] has the details.
 pub unsafe fn run_map(
     ptr: *mut u8,
     len: usize,
@@ -211,6 +261,8 @@ pub unsafe fn run_map(
     f: impl Fn(&Input<'_>) -> Vec<u8>,
     copy: impl FnOnce(*const u8, usize),
 ) -> i32 {
+    // SAFETY: this function's contract is `take_input`'s: `ptr`/`len` come from this
+    // module's `alloc(len)`, are fully written, and the caller gave up the buffer to us.
     let input = unsafe { take_input(ptr, len) };
     let (records, base_timestamp) = match read_input(&input, version) {
         Ok(r) => r,
@@ -237,8 +289,15 @@ pub unsafe fn run_map(
 
 /// Body of a `filter` export: keeps the records for which `f` is true.
 ///
+/// Unless the input cannot be decoded (then a negative error code is returned and `copy`
+/// is not called), `copy` is called once with the encoded output, which stays valid until
+/// the next `run_map`/`run_filter` call (see `with_output`).
+///
 /// # Safety
-/// `ptr`/`len` must describe a buffer from this module's `alloc`.
+/// `ptr` and `len` must be what this module's `alloc(len)` returned and was asked for, with
+/// all `len` bytes written, and ownership of that buffer passes to this call: the caller
+/// must not use or free it afterwards, nor pass it to another call. This is what the
+/// SmartModule host does (see the crate's memory protocol); [`take_input`] has the details.
 pub unsafe fn run_filter(
     ptr: *mut u8,
     len: usize,
@@ -246,6 +305,8 @@ pub unsafe fn run_filter(
     f: impl Fn(&Input<'_>) -> bool,
     copy: impl FnOnce(*const u8, usize),
 ) -> i32 {
+    // SAFETY: this function's contract is `take_input`'s: `ptr`/`len` come from this
+    // module's `alloc(len)`, are fully written, and the caller gave up the buffer to us.
     let input = unsafe { take_input(ptr, len) };
     let (records, base_timestamp) = match read_input(&input, version) {
         Ok(r) => r,
@@ -277,13 +338,18 @@ pub unsafe fn run_filter(
 /// Body of an `init` export: hands the parameters to `f`, which stores the module's config.
 ///
 /// # Safety
-/// `ptr`/`len` must describe a buffer from this module's `alloc`.
+/// `ptr` and `len` must be what this module's `alloc(len)` returned and was asked for, with
+/// all `len` bytes written, and ownership of that buffer passes to this call: the caller
+/// must not use or free it afterwards, nor pass it to another call. This is what the
+/// SmartModule host does (see the crate's memory protocol); [`take_input`] has the details.
 pub unsafe fn run_init(
     ptr: *mut u8,
     len: usize,
     version: i16,
     f: impl FnOnce(&BTreeMap<String, String>) -> Result<(), String>,
 ) -> i32 {
+    // SAFETY: this function's contract is `take_input`'s: `ptr`/`len` come from this
+    // module's `alloc(len)`, are fully written, and the caller gave up the buffer to us.
     let input = unsafe { take_input(ptr, len) };
     let mut init = SmartModuleInitInput::default();
     if Decoder::decode(&mut init, &mut Cursor::new(input), version).is_err() {
@@ -313,13 +379,28 @@ macro_rules! export_map {
         #[cfg(target_arch = "wasm32")]
         mod __soc_map_export {
             #[link(wasm_import_module = "env")]
+            // SAFETY: fluvio-smartengine links `env.copy_records` to a host function taking
+            // two i32 (a guest pointer and a length) and returning nothing, which is this
+            // declaration on wasm32 (pointers and `usize` are 32-bit there).
             unsafe extern "C" {
                 fn copy_records(ptr: i32, len: i32);
             }
             /// # Safety
-            /// Called by the SmartModule host with a buffer from `alloc`.
+            /// Only the SmartModule host may call this, as fluvio-smartengine does: `ptr` is
+            /// the buffer this module's `alloc(len)` returned for the same `len`, the host
+            /// has written all `len` bytes of the encoded input there, and it hands the
+            /// buffer over exactly once (it never frees, reuses or reads it afterwards; this
+            /// call frees it). Calls are never concurrent or reentrant.
+            // SAFETY (no_mangle): the module exports no other symbol named `map`; it must
+            // not also use fluvio's `#[smartmodule(map)]`.
             #[unsafe(no_mangle)]
             pub unsafe extern "C" fn map(ptr: *mut u8, len: usize, version: i16) -> i32 {
+                // SAFETY: `ptr`/`len` meet `run_map`'s contract because the host calls this
+                // export only as this function's `# Safety` says. `copy_records` is the
+                // host import declared above; `run_map` passes it the output buffer, which
+                // stays alive and unchanged until this module's next call, and the host
+                // reads it right after this export returns. The casts are lossless on
+                // wasm32 (32-bit pointers), and the host reads `len` back as a `u32`.
                 unsafe {
                     $crate::run_map(ptr, len, version, $f, |p, l| {
                         copy_records(p as i32, l as i32)
@@ -337,13 +418,28 @@ macro_rules! export_filter {
         #[cfg(target_arch = "wasm32")]
         mod __soc_filter_export {
             #[link(wasm_import_module = "env")]
+            // SAFETY: fluvio-smartengine links `env.copy_records` to a host function taking
+            // two i32 (a guest pointer and a length) and returning nothing, which is this
+            // declaration on wasm32 (pointers and `usize` are 32-bit there).
             unsafe extern "C" {
                 fn copy_records(ptr: i32, len: i32);
             }
             /// # Safety
-            /// Called by the SmartModule host with a buffer from `alloc`.
+            /// Only the SmartModule host may call this, as fluvio-smartengine does: `ptr` is
+            /// the buffer this module's `alloc(len)` returned for the same `len`, the host
+            /// has written all `len` bytes of the encoded input there, and it hands the
+            /// buffer over exactly once (it never frees, reuses or reads it afterwards; this
+            /// call frees it). Calls are never concurrent or reentrant.
+            // SAFETY (no_mangle): the module exports no other symbol named `filter`; it must
+            // not also use fluvio's `#[smartmodule(filter)]`.
             #[unsafe(no_mangle)]
             pub unsafe extern "C" fn filter(ptr: *mut u8, len: usize, version: i16) -> i32 {
+                // SAFETY: `ptr`/`len` meet `run_filter`'s contract because the host calls this
+                // export only as this function's `# Safety` says. `copy_records` is the
+                // host import declared above; `run_filter` passes it the output buffer, which
+                // stays alive and unchanged until this module's next call, and the host
+                // reads it right after this export returns. The casts are lossless on
+                // wasm32 (32-bit pointers), and the host reads `len` back as a `u32`.
                 unsafe {
                     $crate::run_filter(ptr, len, version, $f, |p, l| {
                         copy_records(p as i32, l as i32)
@@ -361,9 +457,17 @@ macro_rules! export_init {
         #[cfg(target_arch = "wasm32")]
         mod __soc_init_export {
             /// # Safety
-            /// Called by the SmartModule host with a buffer from `alloc`.
+            /// Only the SmartModule host may call this, as fluvio-smartengine does: `ptr` is
+            /// the buffer this module's `alloc(len)` returned for the same `len`, the host
+            /// has written all `len` bytes of the encoded input there, and it hands the
+            /// buffer over exactly once (it never frees, reuses or reads it afterwards; this
+            /// call frees it). Calls are never concurrent or reentrant.
+            // SAFETY (no_mangle): the module exports no other symbol named `init`; it must
+            // not also use fluvio's `#[smartmodule(init)]`.
             #[unsafe(no_mangle)]
             pub unsafe extern "C" fn init(ptr: *mut u8, len: usize, version: i16) -> i32 {
+                // SAFETY: `ptr`/`len` meet `run_init`'s contract because the host calls this
+                // export only as this function's `# Safety` says.
                 unsafe { $crate::run_init(ptr, len, version, $f) }
             }
         }
@@ -397,15 +501,27 @@ mod tests {
         (bytes, version)
     }
 
+    /// Give up `bytes` the way the host hands over its input: as the pointer and length of a
+    /// fully written global-allocator buffer whose capacity is its length, as `alloc(len)`
+    /// leaves it. Whoever gets the pair owns the buffer (`take_input` frees it).
+    fn hand_over(bytes: Vec<u8>) -> (*mut u8, usize) {
+        let mut bytes = std::mem::ManuallyDrop::new(bytes);
+        bytes.shrink_to_fit();
+        assert_eq!(
+            bytes.capacity(),
+            bytes.len(),
+            "take_input needs len == capacity"
+        );
+        (bytes.as_mut_ptr(), bytes.len())
+    }
+
+    /// `run` gets a buffer from [`hand_over`] and owns it.
     fn call(
         bytes: Vec<u8>,
         version: i16,
         run: impl FnOnce(*mut u8, usize, i16, &mut Vec<u8>) -> i32,
     ) -> (i32, SmartModuleOutput) {
-        let mut bytes = std::mem::ManuallyDrop::new(bytes);
-        bytes.shrink_to_fit();
-        let (ptr, len) = (bytes.as_mut_ptr(), bytes.len());
-        assert_eq!(bytes.capacity(), len);
+        let (ptr, len) = hand_over(bytes);
         let mut copied = Vec::new();
         let n = run(ptr, len, version, &mut copied);
         let mut out = SmartModuleOutput::default();
@@ -419,6 +535,9 @@ mod tests {
     fn copy_into(out: &mut Vec<u8>) -> impl FnOnce(*const u8, usize) + '_ {
         move |ptr, len| {
             // Natively the "guest memory" is ours: read it back as the host would.
+            // SAFETY: `with_output` calls this with the pointer and length of the live
+            // `OUTPUT` vector (`len` initialized bytes, u8 needs no alignment) while it holds
+            // the vector borrowed, and the slice is dropped before this closure returns.
             let s = unsafe { std::slice::from_raw_parts(ptr, len) };
             out.extend_from_slice(s);
         }
@@ -427,14 +546,17 @@ mod tests {
     #[test]
     fn map_and_filter_round_trip() {
         let (bytes, v) = encode_input(&["a", "bb", "ccc"], 1_000);
-        let (n, out) = call(bytes, v, |p, l, v, c| unsafe {
-            run_map(
-                p,
-                l,
-                v,
-                |i| format!("{}@{}", i.value.len(), i.timestamp_ms).into_bytes(),
-                copy_into(c),
-            )
+        let (n, out) = call(bytes, v, |p, l, v, c| {
+            // SAFETY: `call` hands over an owned buffer laid out as `alloc(len)` leaves it.
+            unsafe {
+                run_map(
+                    p,
+                    l,
+                    v,
+                    |i| format!("{}@{}", i.value.len(), i.timestamp_ms).into_bytes(),
+                    copy_into(c),
+                )
+            }
         });
         assert_eq!(n, 3);
         let values: Vec<String> = out
@@ -475,6 +597,7 @@ mod tests {
         vec![a, b, empty]
     }
 
+    /// `run` gets a buffer from [`hand_over`] and owns it.
     fn run_raw(
         records: &[Record],
         run: impl FnOnce(*mut u8, usize, i16, &mut Vec<u8>) -> i32,
@@ -489,10 +612,9 @@ mod tests {
         SmartModuleInput::new(raw, 0, 1_000)
             .encode(&mut bytes, version)
             .expect("encode input");
-        let mut bytes = std::mem::ManuallyDrop::new(bytes);
-        bytes.shrink_to_fit();
+        let (ptr, len) = hand_over(bytes);
         let mut copied = Vec::new();
-        let n = run(bytes.as_mut_ptr(), bytes.len(), version, &mut copied);
+        let n = run(ptr, len, version, &mut copied);
         (n, copied)
     }
 
@@ -510,8 +632,9 @@ mod tests {
     #[test]
     fn map_output_is_byte_identical_to_fluvio() {
         let records = sample_records();
-        let (n, ours) = run_raw(&records, |p, l, v, c| unsafe {
-            run_map(p, l, v, |i| [i.value, b"!"].concat(), copy_into(c))
+        let (n, ours) = run_raw(&records, |p, l, v, c| {
+            // SAFETY: `run_raw` hands over an owned buffer laid out as `alloc(len)` leaves it.
+            unsafe { run_map(p, l, v, |i| [i.value, b"!"].concat(), copy_into(c)) }
         });
         assert_eq!(n, 3);
         let expected: Vec<Record> = records
@@ -527,8 +650,9 @@ mod tests {
     #[test]
     fn filter_output_is_byte_identical_to_fluvio() {
         let records = sample_records();
-        let (n, ours) = run_raw(&records, |p, l, v, c| unsafe {
-            run_filter(p, l, v, |i| i.value.len() != 300, copy_into(c))
+        let (n, ours) = run_raw(&records, |p, l, v, c| {
+            // SAFETY: `run_raw` hands over an owned buffer laid out as `alloc(len)` leaves it.
+            unsafe { run_filter(p, l, v, |i| i.value.len() != 300, copy_into(c)) }
         });
         assert_eq!(n, 2);
         let expected = vec![records[0].clone(), records[2].clone()];
@@ -574,18 +698,10 @@ mod tests {
 
     #[test]
     fn bad_input_is_an_error_code_not_a_panic() {
-        let bytes = vec![0xff, 0x01];
-        let mut bytes = std::mem::ManuallyDrop::new(bytes);
-        bytes.shrink_to_fit();
-        let code = unsafe {
-            run_map(
-                bytes.as_mut_ptr(),
-                bytes.len(),
-                22,
-                |_| Vec::new(),
-                |_, _| {},
-            )
-        };
+        let (ptr, len) = hand_over(vec![0xff, 0x01]);
+        // SAFETY: `hand_over` gives up an owned buffer laid out as `alloc(len)` leaves it,
+        // and it is passed on exactly once; `run_map` frees it even though decoding fails.
+        let code = unsafe { run_map(ptr, len, 22, |_| Vec::new(), |_, _| {}) };
         assert!(code < 0);
     }
 
