@@ -1,7 +1,24 @@
 //! Runs every rule's test cases, like `hubtest run --all`: `<rule>.tests/<case>.log` (raw
 //! log lines, through the deployed SmartModule chain) or `<case>.ndjson` (normalized
-//! events), each against `<case>.expect.yaml`. A rule without both a case that fires and a
-//! case that does not fails this test. `SOC_BLESS=1` writes the observed alerts of the cases that changed instead.
+//! events), each against `<case>.expect.yaml`, which lists the alerts the case raises:
+//!
+//! ```yaml
+//! alerts:
+//!   - group_key: 35.188.49.176
+//!     severity: high
+//!     mitre: [T1110, T1110.001]
+//!     count: 6
+//!     first_seen: "2026-02-12T14:10:21Z"
+//!     last_seen: "2026-02-12T14:10:25Z"
+//! ```
+//!
+//! `alerts: []` for a case that must not fire. Each expected alert states the severity and
+//! the MITRE ATT&CK technique ids (`mitre: []` if the rule lists none) the alert carries, so
+//! changing either in a rule fails its cases until they are updated; an expected alert that
+//! leaves out either fails too. The severity is the rule's, one level up when the case's
+//! events matched an indicator (the `*.txt` lists beside the cases). A rule without both a
+//! case that fires and a case that does not fails this test. `SOC_BLESS=1` writes the
+//! observed alerts of the cases that changed instead.
 
 mod common;
 use common::chain;
@@ -10,9 +27,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use soc_core::stream::chain::Chain;
 use soc_core::stream::Record;
+use soc_core::Severity;
 use soc_processor::ioc::IocSet;
-use soc_processor::rules::threshold::Detector;
-use soc_processor::rules::{default_rules_dir, load_rule, rule_files};
+use soc_processor::rules::detector::Detector;
+use soc_processor::rules::{load_rule, rule_files};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -24,6 +42,13 @@ struct Expect {
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 struct ExpectedAlert {
     group_key: String,
+    /// Optional only so that an expectation without it is reported by name, not as a
+    /// parse error; `unstated` refuses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    severity: Option<Severity>,
+    /// As for `severity`; `Some(vec![])` is a rule without techniques.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mitre: Option<Vec<String>>,
     count: u64,
     first_seen: DateTime<Utc>,
     last_seen: DateTime<Utc>,
@@ -83,6 +108,8 @@ fn run_case(rule_file: &Path, case: &Path, chain: &mut Chain) -> Expect {
                 a.id.to_string(),
                 ExpectedAlert {
                     group_key: a.group_key,
+                    severity: Some(a.severity),
+                    mitre: Some(a.mitre),
                     count: a.count,
                     first_seen: a.first_seen,
                     last_seen: a.last_seen,
@@ -95,10 +122,71 @@ fn run_case(rule_file: &Path, case: &Path, chain: &mut Chain) -> Expect {
     Expect { alerts }
 }
 
+/// The expected alerts that do not say which severity or MITRE techniques they carry.
+fn unstated(expect: &Expect) -> Vec<String> {
+    expect
+        .alerts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| {
+            let missing: Vec<&str> = [
+                ("severity", a.severity.is_none()),
+                ("mitre", a.mitre.is_none()),
+            ]
+            .into_iter()
+            .filter_map(|(field, absent)| absent.then_some(field))
+            .collect();
+            (!missing.is_empty()).then(|| {
+                format!(
+                    "alert {} ({}) states no {}",
+                    i + 1,
+                    a.group_key,
+                    missing.join(" and ")
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn an_expected_alert_must_state_severity_and_mitre() {
+    let unstated_in = |extra: &str| {
+        let yaml = concat!(
+            "alerts:\n",
+            "  - group_key: 203.0.113.9\n",
+            "    count: 5\n",
+            "    first_seen: 2026-03-10T10:00:00Z\n",
+            "    last_seen: 2026-03-10T10:00:05Z\n",
+        )
+        .to_string()
+            + extra;
+        unstated(&serde_norway::from_str(&yaml).expect("yaml"))
+    };
+    assert_eq!(
+        unstated_in(""),
+        ["alert 1 (203.0.113.9) states no severity and mitre"]
+    );
+    assert_eq!(
+        unstated_in("    severity: high\n"),
+        ["alert 1 (203.0.113.9) states no mitre"]
+    );
+    assert_eq!(
+        unstated_in("    mitre: [T1110]\n"),
+        ["alert 1 (203.0.113.9) states no severity"]
+    );
+    assert!(
+        unstated_in("    severity: high\n    mitre: []\n").is_empty(),
+        "`mitre: []` states that the alert has no techniques"
+    );
+    let quiet: Expect = serde_norway::from_str("alerts: []\n").expect("yaml");
+    assert!(unstated(&quiet).is_empty());
+}
+
 #[test]
 fn every_rule_passes_its_cases() {
     let bless = std::env::var("SOC_BLESS").is_ok_and(|v| v == "1");
-    let files = rule_files(&default_rules_dir()).expect("rules dir");
+    let rules_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let files = rule_files(&rules_dir).expect("rules dir");
     assert!(!files.is_empty(), "no rules found");
     let mut failures = Vec::new();
     let mut chain = chain();
@@ -132,22 +220,25 @@ fn every_rule_passes_its_cases() {
                 // Only cases whose result changed are rewritten, so comments elsewhere stay.
                 let current = std::fs::read_to_string(&expect_file)
                     .ok()
-                    .and_then(|t| serde_yaml::from_str::<Expect>(&t).ok());
+                    .and_then(|t| serde_norway::from_str::<Expect>(&t).ok());
                 if current.as_ref() != Some(&observed) {
-                    let yaml = serde_yaml::to_string(&observed).expect("yaml");
+                    let yaml = serde_norway::to_string(&observed).expect("yaml");
                     std::fs::write(&expect_file, yaml).expect("bless");
                 }
                 continue;
             }
-            let expected: Expect = serde_yaml::from_str(
+            let expected: Expect = serde_norway::from_str(
                 &std::fs::read_to_string(&expect_file)
                     .unwrap_or_else(|_| panic!("missing {}", expect_file.display())),
             )
-            .expect("expect yaml");
+            .unwrap_or_else(|e| panic!("{}: {e}", expect_file.display()));
             if expected.alerts.is_empty() {
                 quiet = true;
             } else {
                 fires = true;
+            }
+            for problem in unstated(&expected) {
+                failures.push(format!("{}: {problem}", expect_file.display()));
             }
             if observed != expected {
                 failures.push(format!(
