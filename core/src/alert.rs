@@ -78,7 +78,12 @@ pub struct Alert {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indicators: Vec<String>,
     /// The triage verdict: the deterministic fallback until a model's verdict arrives.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Serialized with its `rank`, so clients keep the winner without knowing the rule.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::triage::serialize_with_rank"
+    )]
     pub triage: Option<Triage>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

@@ -5,6 +5,8 @@ pub mod alert;
 pub mod event;
 pub mod triage;
 
+#[cfg(feature = "assets")]
+pub mod assets;
 #[cfg(feature = "db")]
 pub mod db;
 #[cfg(feature = "stream")]

@@ -151,18 +151,53 @@ pub struct Triage {
 }
 
 impl Triage {
-    /// Whether `self` should replace `other` where both describe the same alert: a model or
-    /// cached verdict beats the fallback, an investigation beats a triage, then the newer wins.
-    /// Consumers that see revisions out of order use this to keep the best verdict.
+    /// Which verdict wins, as one number: of two verdicts on the same alert the higher rank
+    /// is kept. A model or cached verdict beats the fallback, an investigation beats a
+    /// triage, then the newer wins. This is the only place the order is defined: the store
+    /// compares it in SQL (`alerts.verdict_rank`), and the API and WebSocket carry it as
+    /// `triage.rank` for the dashboard to compare. It stays below 2^53, exact in JavaScript.
+    pub fn rank(&self) -> i64 {
+        let model = i64::from(self.source != VerdictSource::Fallback);
+        let stage = i64::from(self.stage.min(7));
+        let at_ms = self.decided_at.timestamp_millis().clamp(0, (1 << 47) - 1);
+        (model << 50) | (stage << 47) | at_ms
+    }
+
+    /// Whether `self` should replace `other` where both describe the same alert.
     pub fn supersedes(&self, other: &Triage) -> bool {
-        let rank = |t: &Triage| (t.source != VerdictSource::Fallback, t.stage, t.decided_at);
-        rank(self) >= rank(other)
+        self.rank() >= other.rank()
     }
 
     /// `P1`..`P5`.
     pub fn priority_label(&self) -> String {
         format!("P{}", self.priority)
     }
+}
+
+/// A verdict as clients see it: its fields and its [`Triage::rank`].
+#[derive(Serialize)]
+pub struct WithRank<'a>(#[serde(serialize_with = "serialize_ranked")] pub &'a Triage);
+
+fn serialize_ranked<S: serde::Serializer>(t: &&Triage, s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Ranked<'a> {
+        #[serde(flatten)]
+        triage: &'a Triage,
+        rank: i64,
+    }
+    Ranked {
+        triage: t,
+        rank: t.rank(),
+    }
+    .serialize(s)
+}
+
+/// For `#[serde(serialize_with)]` on an `Option<Triage>` field: the verdict with its rank.
+pub fn serialize_with_rank<S: serde::Serializer>(
+    t: &Option<Triage>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    t.as_ref().map(WithRank).serialize(s)
 }
 
 #[cfg(test)]
@@ -198,6 +233,26 @@ mod tests {
         let investigated = triage(VerdictSource::Model, 2, 500);
         assert!(investigated.supersedes(&model));
         assert!(!model.supersedes(&investigated));
+        let cached = triage(VerdictSource::Cache, 1, 2_000);
+        assert!(
+            cached.supersedes(&model),
+            "the newer of two stage-1 model verdicts"
+        );
+        assert!(!triage(VerdictSource::Fallback, 1, 1_000).supersedes(&late_fallback));
+        assert!(
+            investigated.rank() < 1 << 53,
+            "exact as a JavaScript number"
+        );
+    }
+
+    #[test]
+    fn the_rank_reaches_clients_with_the_verdict() {
+        let t = triage(VerdictSource::Model, 2, 1_700_000_000_000);
+        let json = serde_json::to_value(WithRank(&t)).expect("json");
+        assert_eq!(json["rank"], t.rank());
+        assert_eq!(json["stage"], 2);
+        let back: Triage = serde_json::from_value(json).expect("the rank is ignored on read");
+        assert_eq!(back, t);
     }
 
     #[test]

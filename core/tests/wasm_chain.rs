@@ -7,17 +7,11 @@
 use soc_core::stream::chain::ModuleRegistry;
 use soc_core::stream::{ChainStep, Record};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 fn registry() -> ModuleRegistry {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../smartmodules/dist"));
-    let reg =
-        ModuleRegistry::load_dir(&dir).expect("SmartModules built (scripts/build-smartmodules.sh)");
-    assert!(
-        reg.wasm("normalize").is_some() && reg.wasm("filter").is_some(),
-        "normalize.wasm and filter.wasm missing from {}: run scripts/build-smartmodules.sh",
-        dir.display()
-    );
+    let reg = ModuleRegistry::load(&soc_core::stream::shipped::smartmodules())
+        .expect("embedded SmartModules");
+    assert!(reg.wasm("normalize").is_some() && reg.wasm("filter").is_some());
     reg
 }
 

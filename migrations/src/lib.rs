@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_create_alerts;
 mod m20261122_000002_alert_indicators;
 mod m20261122_000003_alert_triage;
+mod m20261202_000004_verdict_rank;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_alerts::Migration),
             Box::new(m20261122_000002_alert_indicators::Migration),
             Box::new(m20261122_000003_alert_triage::Migration),
+            Box::new(m20261202_000004_verdict_rank::Migration),
         ]
     }
 }

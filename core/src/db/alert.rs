@@ -33,6 +33,8 @@ pub struct Model {
     pub verdict_source: Option<String>,
     /// 1 (highest) to 5.
     pub priority: Option<i32>,
+    /// `Triage::rank` of the stored verdict: a write replaces it only with a higher one.
+    pub verdict_rank: Option<i64>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -6,7 +6,7 @@ pub mod llm_call;
 pub mod processor_checkpoint;
 pub mod rule_state;
 
-use crate::{Alert, Severity};
+use crate::{Alert, Severity, Triage};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
 /// Open a connection pool. SQLite files are created if missing and run in WAL mode, so the
@@ -72,6 +72,7 @@ impl From<&Alert> for alert::Model {
                 .and_then(|t| serde_json::to_string(t).ok()),
             verdict_source: a.triage.as_ref().map(|t| t.source.as_str().to_string()),
             priority: a.triage.as_ref().map(|t| t.priority as i32),
+            verdict_rank: a.triage.as_ref().map(Triage::rank),
             created_at: a.created_at,
             updated_at: a.updated_at,
         }

@@ -5,6 +5,7 @@
 //! project's own build directory are loaded.
 
 use super::{ChainStep, Record, Result, StreamError};
+use crate::assets::Assets;
 use fluvio_smartengine::{
     SmartEngine, SmartModuleChainBuilder, SmartModuleChainInstance, SmartModuleConfig,
     DEFAULT_SMARTENGINE_VERSION,
@@ -13,7 +14,6 @@ use fluvio_smartmodule::dataplane::core::Encoder;
 use fluvio_smartmodule::dataplane::record::Record as SmRecord;
 use fluvio_smartmodule::dataplane::smartmodule::SmartModuleInput;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The `.wasm` modules available to chains, by name (`normalize.wasm` is `normalize`).
@@ -21,44 +21,36 @@ use std::sync::Arc;
 pub struct ModuleRegistry {
     engine: SmartEngine,
     modules: Arc<HashMap<String, Vec<u8>>>,
-    dir: PathBuf,
+    origin: String,
 }
 
 impl std::fmt::Debug for ModuleRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ModuleRegistry")
-            .field("dir", &self.dir)
+            .field("origin", &self.origin)
             .field("modules", &self.modules.keys().collect::<Vec<_>>())
             .finish()
     }
 }
 
 impl ModuleRegistry {
-    /// Load every `*.wasm` in `dir`.
-    pub fn load_dir(dir: &Path) -> Result<Self> {
-        let entries = std::fs::read_dir(dir).map_err(|e| {
-            StreamError::Config(format!(
-                "cannot read SmartModule directory {}: {e} (build them with scripts/build-smartmodules.sh)",
-                dir.display()
-            ))
-        })?;
-        let mut modules = HashMap::new();
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("wasm") {
-                continue;
-            }
-            let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
-                continue;
-            };
-            let bytes = std::fs::read(&path)
-                .map_err(|e| StreamError::Config(format!("cannot read {}: {e}", path.display())))?;
-            modules.insert(name.to_string(), bytes);
+    /// Load every `*.wasm` of `modules`, named after its file stem.
+    pub fn load(modules: &Assets) -> Result<Self> {
+        let loaded: HashMap<String, Vec<u8>> = modules
+            .files_with_extension("", &["wasm"])?
+            .into_iter()
+            .map(|f| (f.stem().to_string(), f.data.into_owned()))
+            .collect();
+        if loaded.is_empty() {
+            return Err(StreamError::Config(format!(
+                "{} holds no SmartModule (*.wasm)",
+                modules.origin()
+            )));
         }
         Ok(ModuleRegistry {
             engine: SmartEngine::new(),
-            modules: Arc::new(modules),
-            dir: dir.to_path_buf(),
+            modules: Arc::new(loaded),
+            origin: modules.origin(),
         })
     }
 
@@ -89,7 +81,7 @@ impl ModuleRegistry {
                     name: step.name.clone(),
                     reason: format!(
                         "not found in {} (have: {})",
-                        self.dir.display(),
+                        self.origin,
                         self.names().join(", ")
                     ),
                 })?;

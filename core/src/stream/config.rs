@@ -1,9 +1,10 @@
-//! Deployment files shared by both backends (`fluvio-config/`): topics in Fluvio's topic
+//! Deployment files shared by both backends (`fluvio-config/`, embedded in the binary): topics in Fluvio's topic
 //! YAML (`fluvio topic create --config`) and the processor's SmartModule chain.
 
 use super::{ChainStep, Result, StreamError, TopicSpec};
+use crate::assets::Assets;
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[derive(Debug, Deserialize)]
 struct TopicFile {
@@ -52,11 +53,10 @@ pub fn parse_duration_secs(s: &str) -> Option<u64> {
     n.checked_mul(mult)
 }
 
-/// Read one topic file.
-pub fn topic_from_file(path: &Path) -> Result<TopicSpec> {
+/// Parse one topic file; `path` names it in errors.
+pub fn parse_topic(text: &str, path: &Path) -> Result<TopicSpec> {
     let bad = |reason: String| StreamError::Config(format!("{}: {reason}", path.display()));
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    let f: TopicFile = serde_yaml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let f: TopicFile = serde_norway::from_str(text).map_err(|e| bad(e.to_string()))?;
     let retention_secs = match f.retention.and_then(|r| r.time) {
         Some(t) => {
             Some(parse_duration_secs(&t).ok_or_else(|| bad(format!("bad retention time `{t}`")))?)
@@ -70,23 +70,12 @@ pub fn topic_from_file(path: &Path) -> Result<TopicSpec> {
     })
 }
 
-/// The `*.yaml` / `*.yml` files in `dir`, sorted.
-pub fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| StreamError::Config(format!("{}: {e}", dir.display())))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-/// Every topic file in `<config>/topics/`.
-pub fn topics_from_dir(config_dir: &Path) -> Result<Vec<TopicSpec>> {
-    yaml_files(&config_dir.join("topics"))?
+/// Every topic file in `topics/` of the deployment config.
+pub fn topics_from(config: &Assets) -> Result<Vec<TopicSpec>> {
+    config
+        .files_with_extension("topics", &["yaml", "yml"])?
         .iter()
-        .map(|f| topic_from_file(f))
+        .map(|f| parse_topic(&f.text(), &config.describe(&format!("topics/{}", f.name))))
         .collect()
 }
 
@@ -96,27 +85,28 @@ struct ChainFile {
     chain: Vec<ChainStep>,
 }
 
-/// The processor's chain from `<config>/chain.yaml`.
-pub fn chain_from_dir(config_dir: &Path) -> Result<Vec<ChainStep>> {
-    let path = config_dir.join("chain.yaml");
-    let text = std::fs::read_to_string(&path)
+/// The processor's chain from `chain.yaml` of the deployment config.
+pub fn chain_from(config: &Assets) -> Result<Vec<ChainStep>> {
+    let path = config.describe("chain.yaml");
+    let f = config
+        .file("chain.yaml")?
+        .ok_or_else(|| StreamError::Config(format!("{}: missing", path.display())))?;
+    let chain: ChainFile = serde_norway::from_str(&f.text())
         .map_err(|e| StreamError::Config(format!("{}: {e}", path.display())))?;
-    let f: ChainFile = serde_yaml::from_str(&text)
-        .map_err(|e| StreamError::Config(format!("{}: {e}", path.display())))?;
-    Ok(f.chain)
+    Ok(chain.chain)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn config_dir() -> PathBuf {
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../fluvio-config"))
+    fn config_dir() -> Assets {
+        Assets::Dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../fluvio-config"))
     }
 
     #[test]
     fn shipped_topics_parse() {
-        let topics = topics_from_dir(&config_dir()).expect("topics");
+        let topics = topics_from(&config_dir()).expect("topics");
         let names: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
         assert!(names.contains(&super::super::topics::RAW_LOGS));
         assert!(names.contains(&super::super::topics::ALERTS));
@@ -125,7 +115,7 @@ mod tests {
 
     #[test]
     fn shipped_chain_parses() {
-        let chain = chain_from_dir(&config_dir()).expect("chain");
+        let chain = chain_from(&config_dir()).expect("chain");
         assert_eq!(chain[0].name, "normalize");
         assert_eq!(chain[1].name, "filter");
     }

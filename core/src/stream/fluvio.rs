@@ -15,6 +15,7 @@ use super::{
     Checkpoint, Consumer, ConsumerSpec, LogStream, ProduceRecord, Record, Result, StartFrom,
     StreamError, TopicSpec,
 };
+use crate::assets::Assets;
 use async_trait::async_trait;
 use fluvio::consumer::{ConsumerConfigExtBuilder, ConsumerStream, OffsetManagementStrategy};
 use fluvio::dataplane::link::ErrorCode;
@@ -28,7 +29,7 @@ use fluvio::{
 };
 use futures_util::{FutureExt, StreamExt};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,14 +69,18 @@ impl FluvioStream {
         })
     }
 
-    /// Create the topics described by Fluvio topic YAML files (`fluvio topic create --config`).
-    pub async fn create_topics_from_dir(&self, dir: &Path) -> Result<Vec<String>> {
+    /// Create the topics described by the Fluvio topic YAML files in `topics/` of the
+    /// deployment config (the format of `fluvio topic create --config`).
+    pub async fn create_topics(&self, config: &Assets) -> Result<Vec<String>> {
         let mut created = Vec::new();
-        let files = super::config::yaml_files(dir)?;
         let admin = self.client.admin().await;
-        for f in files {
-            let cfg = TopicConfig::from_file(&f)
-                .map_err(|e| StreamError::Config(format!("{}: {e:#}", f.display())))?;
+        for f in config.files_with_extension("topics", &["yaml", "yml"])? {
+            let cfg: TopicConfig = f.text().parse().map_err(|e| {
+                StreamError::Config(format!(
+                    "{}: {e:#}",
+                    config.describe(&format!("topics/{}", f.name)).display()
+                ))
+            })?;
             let name = cfg.meta.name.clone();
             match admin
                 .create(name.clone(), false, FluvioTopicSpec::from(cfg))
@@ -89,28 +94,14 @@ impl FluvioStream {
         Ok(created)
     }
 
-    /// Register every `*.wasm` in `dir` as a SmartModule named after its file stem
+    /// Register every `*.wasm` of `modules` as a SmartModule named after its file stem
     /// (re-registering replaces the module).
-    pub async fn register_smartmodules(&self, dir: &Path) -> Result<Vec<String>> {
+    pub async fn register_smartmodules(&self, modules: &Assets) -> Result<Vec<String>> {
         let admin = self.client.admin().await;
         let mut names = Vec::new();
-        for entry in std::fs::read_dir(dir)
-            .map_err(|e| StreamError::Config(format!("{}: {e}", dir.display())))?
-            .flatten()
-        {
-            let path = entry.path();
-            if path.extension().is_none_or(|x| x != "wasm") {
-                continue;
-            }
-            let Some(name) = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .map(str::to_string)
-            else {
-                continue;
-            };
-            let raw = std::fs::read(&path).map_err(|e| StreamError::Config(e.to_string()))?;
-            let wasm = SmartModuleWasm::from_raw_wasm_bytes(&raw).map_err(unavailable)?;
+        for f in modules.files_with_extension("", &["wasm"])? {
+            let name = f.stem().to_string();
+            let wasm = SmartModuleWasm::from_raw_wasm_bytes(&f.data).map_err(unavailable)?;
             let spec = SmartModuleSpec {
                 wasm,
                 ..Default::default()

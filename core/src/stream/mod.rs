@@ -11,6 +11,7 @@ pub mod config;
 pub mod embedded;
 #[cfg(feature = "fluvio")]
 pub mod fluvio;
+pub mod shipped;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,8 @@ pub enum StreamError {
     SmartModule { name: String, reason: String },
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    Asset(#[from] crate::assets::AssetError),
 }
 
 pub type Result<T> = std::result::Result<T, StreamError>;
