@@ -9,8 +9,10 @@
 //! an alert, and any other alert raised by that event is raised one severity level.
 
 use crate::error::{Error, Result};
-use crate::rules::detection::{in_cidr, parse_cidr, parse_ip};
+use crate::net::{in_network, parse_cidr, parse_ip};
+use ipnet::IpNet;
 use serde_json::{json, Value};
+use soc_core::assets::Assets;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
@@ -33,9 +35,15 @@ const HASH_FIELDS: [&str; 6] = [
     "process.hash.sha256",
 ];
 
-/// The indicator lists shipped with the processor.
-pub fn default_ioc_dir() -> std::path::PathBuf {
-    std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/ioc"))
+/// The indicator lists compiled into the binary (`processor/ioc/*.txt`).
+#[derive(rust_embed::RustEmbed)]
+#[folder = "ioc/"]
+#[include = "*.txt"]
+struct ShippedIndicators;
+
+/// The shipped indicator lists, used unless a directory replaces them.
+pub fn shipped_indicators() -> Assets {
+    Assets::from_embed::<ShippedIndicators>("indicator lists")
 }
 
 /// One indicator's origin, for the alert.
@@ -66,14 +74,14 @@ impl Hit {
 #[derive(Debug, Default, Clone)]
 pub struct IocSet {
     ips: HashMap<IpAddr, Indicator>,
-    cidrs: Vec<(IpAddr, u8, Indicator)>,
+    cidrs: Vec<(IpNet, Indicator)>,
     domains: HashMap<String, Indicator>,
     hashes: HashMap<String, Indicator>,
     user_agents: Vec<(String, Indicator)>,
 }
 
 fn lookup<'a>(event: &'a Value, path: &str) -> Option<&'a str> {
-    crate::rules::lookup(event, path).and_then(Value::as_str)
+    crate::fields::lookup(event, path).and_then(Value::as_str)
 }
 
 impl IocSet {
@@ -89,37 +97,30 @@ impl IocSet {
             + self.user_agents.len()
     }
 
-    /// Every `*.txt` list in `dir`; a missing directory is an empty set.
-    pub fn load_dir(dir: &Path) -> Result<IocSet> {
-        let mut set = IocSet::default();
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return Ok(set);
-        };
-        let mut files: Vec<_> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "txt"))
-            .collect();
-        files.sort();
-        for f in files {
-            let text = std::fs::read_to_string(&f).map_err(|e| Error::Ioc {
-                file: f.clone(),
-                line: 0,
-                reason: e.to_string(),
-            })?;
-            let list = f
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or("ioc")
-                .to_string();
-            set.add_list(&list, &text)
+    /// Every `*.txt` list of `set` (not its subdirectories); the list is named after its file.
+    pub fn load(set: &Assets) -> Result<IocSet> {
+        let mut set_out = IocSet::default();
+        for f in set.files_with_extension("", &["txt"])? {
+            if f.name.contains('/') {
+                continue;
+            }
+            set_out
+                .add_list(f.stem(), &f.text())
                 .map_err(|(line, reason)| Error::Ioc {
-                    file: f.clone(),
+                    file: set.describe(&f.name),
                     line,
                     reason,
                 })?;
         }
-        Ok(set)
+        Ok(set_out)
+    }
+
+    /// Every `*.txt` list in `dir`; a missing directory is an empty set.
+    pub fn load_dir(dir: &Path) -> Result<IocSet> {
+        if !dir.is_dir() {
+            return Ok(IocSet::default());
+        }
+        IocSet::load(&Assets::Dir(dir.to_path_buf()))
     }
 
     /// Parse one list; an error names the line.
@@ -145,8 +146,8 @@ impl IocSet {
                     self.ips.insert(ip, ind("ip", value.to_string()));
                 }
                 "cidr" => {
-                    let (net, prefix) = parse_cidr(value).map_err(|e| bad(&e))?;
-                    self.cidrs.push((net, prefix, ind("cidr", value.to_string())));
+                    let net = parse_cidr(value).map_err(|e| bad(&e))?;
+                    self.cidrs.push((net, ind("cidr", value.to_string())));
                 }
                 "domain" => {
                     let d = value.trim_end_matches('.').to_lowercase();
@@ -200,8 +201,8 @@ impl IocSet {
                     field: f.to_string(),
                 });
             }
-            for (net, prefix, i) in &self.cidrs {
-                if in_cidr(&ip, net, *prefix) {
+            for (net, i) in &self.cidrs {
+                if in_network(&ip, net) {
                     hits.push(Hit {
                         indicator: i.clone(),
                         field: f.to_string(),

@@ -8,17 +8,17 @@
 
 use crate::error::{Error, Result};
 use crate::ioc::IocSet;
+use crate::publish::publish;
+use crate::rules::detector::Detector;
 use crate::rules::load_rules;
-use crate::rules::threshold::Detector;
 use crate::settings::ProcessorSettings;
 use crate::store::Store;
 use crate::triage::{TriageHandle, TriageStats};
+use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::Utc;
 use sea_orm::DatabaseConnection;
 use serde_json::Value;
-use soc_core::stream::{
-    Consumer, ConsumerSpec, LogStream, ProduceRecord, Record, StartFrom, StreamError,
-};
+use soc_core::stream::{Consumer, ConsumerSpec, LogStream, Record, StartFrom, StreamError};
 use soc_core::Alert;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,7 +48,7 @@ const EXPIRE_EVERY: Duration = Duration::from_secs(1);
 /// Batches slower than this are logged (debug) with the time of each stage.
 const SLOW_BATCH: Duration = Duration::from_millis(50);
 /// Retries of a failed database commit before the role stops.
-const COMMIT_RETRIES: u32 = 5;
+const COMMIT_RETRIES: usize = 5;
 
 pub async fn run(
     settings: ProcessorSettings,
@@ -57,16 +57,19 @@ pub async fn run(
     stats: Arc<ProcessorStats>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
-    let rules = load_rules(&settings.rules_dir, &settings.rule_overrides)?;
-    let iocs = IocSet::load_dir(&settings.ioc_dir)?;
+    let rules = load_rules(&settings.rules, &settings.rule_overrides)?;
+    let iocs = IocSet::load(&settings.indicators)?;
     info!(rules = rules.len(), indicators = iocs.len(), "rules loaded");
     let partitions: Vec<u32> = if settings.partitions.is_empty() {
         (0..stream.partitions(&settings.input_topic).await?).collect()
     } else {
         settings.partitions.clone()
     };
-    let (triage, worker) =
-        TriageHandle::new(settings.triage.clone(), stats.triage.clone()).map_err(Error::Config)?;
+    let (triage, worker) = TriageHandle::with_clock(
+        settings.triage.clone(),
+        stats.triage.clone(),
+        settings.clock,
+    )?;
     // The worker and its writer end with the shutdown signal; alerts never wait on them.
     let mut background = tokio::task::JoinSet::new();
     if let Some(worker) = worker {
@@ -96,7 +99,7 @@ pub async fn run(
         match res {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(e),
-            Err(e) => return Err(Error::Config(format!("partition task failed: {e}"))),
+            Err(e) => return Err(Error::from_join("partition task", e)),
         }
     }
     // Let the verdicts already answered reach the database; the rest keep the fallback.
@@ -143,30 +146,6 @@ pub fn detect<'a>(
         }
     }
     alerts
-}
-
-/// Publish alerts keyed by id (one partition per incident, so its revisions stay in order).
-pub(crate) async fn publish(
-    stream: &dyn LogStream,
-    topic: &str,
-    alerts: &[Alert],
-) -> std::result::Result<(), soc_core::stream::StreamError> {
-    if alerts.is_empty() {
-        return Ok(());
-    }
-    let now = Utc::now().timestamp_millis();
-    let records = alerts
-        .iter()
-        .filter_map(|a| {
-            serde_json::to_vec(a).ok().map(|value| ProduceRecord {
-                key: Some(a.id.to_string().into_bytes()),
-                value,
-                timestamp_ms: now,
-            })
-        })
-        .collect();
-    stream.produce(topic, records, None).await?;
-    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -259,18 +238,23 @@ async fn run_partition(
         }
         let changes = detector.take_changes();
         let t_rules = Instant::now();
-        let mut attempt = 0;
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_times(COMMIT_RETRIES)
+            .build();
         loop {
             match store
                 .commit_batch(consumer_id, partition, next_offset, &alerts, &changes)
                 .await
             {
                 Ok(()) => break,
-                Err(Error::Database(e)) if attempt < COMMIT_RETRIES => {
-                    attempt += 1;
-                    warn!(partition, attempt, error = %e, "checkpoint commit failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                }
+                Err(Error::Database(e)) => match delays.next() {
+                    Some(delay) => {
+                        warn!(partition, error = %e, delay_ms = delay.as_millis() as u64, "checkpoint commit failed; retrying");
+                        settings.clock.sleep(delay).await;
+                    }
+                    None => return Err(Error::Database(e)),
+                },
                 Err(e) => return Err(e),
             }
         }
@@ -300,7 +284,7 @@ async fn run_partition(
     match reader.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(e.into()),
-        Err(e) => return Err(Error::Config(format!("partition reader failed: {e}"))),
+        Err(e) => return Err(Error::from_join("partition reader", e)),
     }
     info!(partition, next_offset, "processor partition stopped");
     Ok(())

@@ -1,8 +1,8 @@
 use crate::rules::RuleOverride;
 use serde::Deserialize;
+use soc_core::assets::Assets;
 use soc_core::stream::ChainStep;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 /// Configuration of the processor role.
 #[derive(Debug, Clone, Deserialize)]
@@ -23,12 +23,12 @@ pub struct ProcessorSettings {
     /// The SmartModule chain applied to the input on consume.
     #[serde(default = "default_chain")]
     pub chain: Vec<ChainStep>,
-    /// Directory of rule files.
-    #[serde(default = "crate::rules::default_rules_dir")]
-    pub rules_dir: PathBuf,
-    /// Directory of indicator lists (`*.txt`); missing means none.
-    #[serde(default = "crate::ioc::default_ioc_dir")]
-    pub ioc_dir: PathBuf,
+    /// The rule files: the shipped ones unless a directory replaces them.
+    #[serde(skip, default = "crate::rules::shipped_rules")]
+    pub rules: Assets,
+    /// The indicator lists (`*.txt`): the shipped ones unless a directory replaces them.
+    #[serde(skip, default = "crate::ioc::shipped_indicators")]
+    pub indicators: Assets,
     /// Per-rule tuning by rule id, e.g. `threshold` and `window_secs`.
     #[serde(default)]
     pub rule_overrides: BTreeMap<String, RuleOverride>,
@@ -41,6 +41,9 @@ pub struct ProcessorSettings {
     /// LLM triage of incidents.
     #[serde(default)]
     pub triage: crate::triage::TriageSettings,
+    /// Times triage's batching, caching, rate limits, breaker and retries (tests run it fast).
+    #[serde(skip)]
+    pub clock: crate::clock::Clock,
 }
 
 fn default_consumer_id() -> String {
@@ -81,12 +84,13 @@ impl Default for ProcessorSettings {
             alerts_topic: default_alerts_topic(),
             partitions: Vec::new(),
             chain: default_chain(),
-            rules_dir: crate::rules::default_rules_dir(),
-            ioc_dir: crate::ioc::default_ioc_dir(),
+            rules: crate::rules::shipped_rules(),
+            indicators: crate::ioc::shipped_indicators(),
             rule_overrides: BTreeMap::new(),
             batch_max_records: default_batch_max_records(),
             batch_wait_ms: default_batch_wait_ms(),
             triage: crate::triage::TriageSettings::default(),
+            clock: crate::clock::Clock::System,
         }
     }
 }

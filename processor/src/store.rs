@@ -1,8 +1,8 @@
 //! The processor's durable side: alerts, rule state and the input checkpoint, written in one
 //! database transaction per batch so a crash at any point neither loses nor repeats work.
 
-use crate::error::Result;
-use crate::rules::threshold::StateChanges;
+use crate::error::{Error, Result};
+use crate::rules::detector::StateChanges;
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -21,9 +21,11 @@ pub struct Checkpoint {
     pub unpublished: Vec<String>,
 }
 
-fn keep_model_verdict(column: &str) -> Expr {
+/// The incoming verdict column where its rank is at least the stored one's (`Triage::rank`
+/// decides which verdict wins; SQL only compares the numbers).
+fn keep_winning_verdict(column: &str) -> Expr {
     Expr::cust(format!(
-        "CASE WHEN alerts.verdict_source IS NULL OR alerts.verdict_source = 'fallback' \
+        "CASE WHEN alerts.verdict_rank IS NULL OR excluded.verdict_rank >= alerts.verdict_rank \
          THEN excluded.{column} ELSE alerts.{column} END"
     ))
 }
@@ -43,10 +45,19 @@ impl Store {
             processor_checkpoint::Entity::find_by_id((consumer.to_string(), partition as i32))
                 .one(&self.db)
                 .await?;
-        Ok(row.map(|r| Checkpoint {
-            next_offset: r.next_offset.max(0) as u64,
-            unpublished: serde_json::from_str(&r.unpublished).unwrap_or_default(),
-        }))
+        // The unpublished list is what a restart republishes: an unreadable one must stop
+        // the processor rather than silently drop alerts that never reached the topic.
+        row.map(|r| {
+            let unpublished = serde_json::from_str(&r.unpublished).map_err(|e| Error::Corrupt {
+                what: format!("checkpoint of {consumer}/{partition} (unpublished alerts)"),
+                reason: e.to_string(),
+            })?;
+            Ok(Checkpoint {
+                next_offset: r.next_offset.max(0) as u64,
+                unpublished,
+            })
+        })
+        .transpose()
     }
 
     /// Saved rule state of one partition: (rule id, group key, state JSON).
@@ -74,10 +85,15 @@ impl Store {
             .filter(alert::Column::Id.is_in(ids.iter().cloned()))
             .all(&self.db)
             .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|m| Alert::try_from(m).ok())
-            .collect())
+        rows.into_iter()
+            .map(|m| {
+                let id = m.id.clone();
+                Alert::try_from(m).map_err(|e| Error::Corrupt {
+                    what: format!("alert {id}"),
+                    reason: e.to_string(),
+                })
+            })
+            .collect()
     }
 
     /// One transaction: upsert alerts, apply rule-state changes, move the checkpoint.
@@ -108,12 +124,17 @@ impl Store {
                             alert::Column::UpdatedAt,
                         ])
                         // The processor's verdict is the fallback (or a copy of the model's):
-                        // it never replaces a model verdict the triage writer stored.
-                        .value(alert::Column::Triage, keep_model_verdict("triage"))
-                        .value(alert::Column::Priority, keep_model_verdict("priority"))
+                        // it never replaces a better verdict the triage writer stored.
+                        .value(alert::Column::Triage, keep_winning_verdict("triage"))
+                        .value(alert::Column::Priority, keep_winning_verdict("priority"))
                         .value(
                             alert::Column::VerdictSource,
-                            keep_model_verdict("verdict_source"),
+                            keep_winning_verdict("verdict_source"),
+                        )
+                        // Last: the conditions above compare the stored rank.
+                        .value(
+                            alert::Column::VerdictRank,
+                            keep_winning_verdict("verdict_rank"),
                         )
                         .to_owned(),
                 )

@@ -5,7 +5,7 @@ use sea_orm::EntityTrait;
 use soc_core::db::llm_call;
 use soc_core::{Alert, Severity, Triage, Verdict, VerdictSource};
 use soc_migrations::testing::TestDb;
-use soc_processor::rules::threshold::StateChanges;
+use soc_processor::rules::detector::StateChanges;
 use soc_processor::store::Store;
 use soc_processor::triage::service::CallRecord;
 use soc_processor::triage::updates::{record_call, store_verdict};

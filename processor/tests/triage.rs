@@ -4,14 +4,15 @@
 //! talk the model (or a model that listens to them) into something.
 
 mod common;
-use common::{chain, repo};
+use common::chain;
+use soc_processor::clock::Clock;
 
 use chrono::Utc;
 use serde_json::{json, Value};
 use soc_core::stream::Record;
 use soc_core::{ActionKind, ActionStatus, Alert, Severity, Triage, Verdict, VerdictSource};
+use soc_processor::rules::detector::Detector;
 use soc_processor::rules::load_rules;
-use soc_processor::rules::threshold::Detector;
 use soc_processor::triage::service::CallRecord;
 use soc_processor::triage::verdict::rule_priority;
 use soc_processor::triage::{Profile, TriageHandle, TriageSettings, TriageStats, Update};
@@ -100,14 +101,20 @@ fn settings(server: &MockServer) -> TriageSettings {
         tokens_per_minute: 0,
         batch_wait_ms: 50,
         backoff_ms: 50,
-        timeout_secs: 5,
+        // Three seconds of real time at the test clock's pace.
+        timeout_secs: 30,
         ..TriageSettings::default()
     }
 }
 
 // ---------------------------------------------------------------- harness
 
+/// How much faster than real time the triage under test runs: windows, cooldowns, backoff
+/// and `retry-after` pass in a tenth of their time.
+const CLOCK_FACTOR: u32 = 10;
+
 struct Run {
+    clock: Clock,
     handle: TriageHandle,
     stats: Arc<TriageStats>,
     rx: mpsc::UnboundedReceiver<Update>,
@@ -118,11 +125,14 @@ struct Run {
 
 fn start(settings: TriageSettings) -> Run {
     let stats = Arc::new(TriageStats::default());
-    let (handle, worker) = TriageHandle::new(settings, stats.clone()).expect("triage starts");
+    let clock = Clock::fast(CLOCK_FACTOR);
+    let (handle, worker) =
+        TriageHandle::with_clock(settings, stats.clone(), clock).expect("triage starts");
     let (tx, rx) = mpsc::unbounded_channel();
     let (stop, stop_rx) = watch::channel(false);
     tokio::spawn(worker.expect("a worker when a key is set").run(tx, stop_rx));
     Run {
+        clock,
         handle,
         stats,
         rx,
@@ -416,11 +426,11 @@ async fn a_429_with_retry_after_is_waited_out_then_retried() {
         .await;
     let mut run = start(settings(&server));
     let a = alert("soc/x", "203.0.113.40", Severity::Low, 2);
-    let started = Instant::now();
+    let started = run.clock.now();
     run.handle.submit(std::slice::from_ref(&a));
     run.settle(Duration::from_secs(15)).await;
     assert!(
-        started.elapsed() >= Duration::from_secs(2),
+        run.clock.since(started) >= Duration::from_secs(2),
         "retry-after was not honoured"
     );
     assert_eq!(run.last()[&a.id].source, VerdictSource::Model);
@@ -466,7 +476,7 @@ async fn a_5xx_storm_opens_the_breaker_and_a_good_probe_closes_it() {
     // While open, nothing is sent.
     let second = alert("soc/b", "203.0.113.51", Severity::Low, 2);
     run.handle.submit(std::slice::from_ref(&second));
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    run.clock.sleep(Duration::from_millis(800)).await;
     assert_eq!(
         server.received_requests().await.map_or(0, |r| r.len()),
         4,
@@ -486,7 +496,8 @@ async fn a_5xx_storm_opens_the_breaker_and_a_good_probe_closes_it() {
 async fn slow_answers_time_out_and_are_retried() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(completion("{}").set_delay(Duration::from_secs(4)))
+        // Five times the client's timeout, in real time.
+        .respond_with(completion("{}").set_delay(Duration::from_millis(1_000)))
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&server)
@@ -497,7 +508,7 @@ async fn slow_answers_time_out_and_are_retried() {
         .mount(&server)
         .await;
     let mut s = settings(&server);
-    s.timeout_secs = 1;
+    s.timeout_secs = 2;
     let mut run = start(s);
     let a = alert("soc/x", "203.0.113.60", Severity::Low, 2);
     run.handle.submit(std::slice::from_ref(&a));
@@ -517,7 +528,7 @@ async fn requests_per_minute_cap_holds_calls_back() {
         .map(|i| alert(&format!("soc/r{i}"), "203.0.113.70", Severity::Low, 2))
         .collect();
     run.handle.submit(&three);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    run.clock.sleep(Duration::from_secs(2)).await;
     // Two calls fit in the minute; the third waits for the first to age out.
     assert_eq!(server.received_requests().await.map_or(0, |r| r.len()), 2);
     assert_eq!(run.handle.busy(), 1);
@@ -567,7 +578,8 @@ fn alerts_from_lines(lines: &[String]) -> Vec<Alert> {
         })
         .collect();
     let events = chain().process(records).expect("chain runs");
-    let rules = load_rules(&repo().join("processor/rules"), &BTreeMap::new()).expect("rules");
+    let rules =
+        load_rules(&soc_processor::rules::shipped_rules(), &BTreeMap::new()).expect("rules");
     let mut detector = Detector::new(rules);
     let mut latest: BTreeMap<uuid::Uuid, Alert> = BTreeMap::new();
     for r in events {

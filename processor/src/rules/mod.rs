@@ -3,13 +3,15 @@
 //! in `<name>.tests/`.
 
 pub mod detection;
+pub mod detector;
 pub mod sigma;
-pub mod threshold;
 
 use crate::error::{Error, Result};
+use crate::fields::{key_string, lookup};
 pub use detection::Detection;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use soc_core::assets::Assets;
 use soc_core::Severity;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,7 +30,7 @@ struct RuleFile {
     severity: Severity,
     #[serde(default)]
     mitre: Vec<String>,
-    detection: serde_yaml::Value,
+    detection: serde_norway::Value,
     #[serde(default = "default_group_by")]
     group_by: OneOrMany,
     #[serde(default = "one")]
@@ -86,31 +88,6 @@ pub struct Rule {
 pub enum RuleFormat {
     Native,
     Sigma { sigma_id: Option<String> },
-}
-
-/// Look up a dotted path in a JSON object.
-pub fn lookup<'a>(event: &'a Value, path: &str) -> Option<&'a Value> {
-    lookup_segments(event, path.split('.'))
-}
-
-/// Look up a path given as segments; a numeric segment indexes an array (`process.args.0`).
-pub fn lookup_segments<'a, 'p>(
-    event: &'a Value,
-    path: impl IntoIterator<Item = &'p str>,
-) -> Option<&'a Value> {
-    path.into_iter().try_fold(event, |v, key| match v {
-        Value::Array(items) => items.get(key.parse::<usize>().ok()?),
-        _ => v.get(key),
-    })
-}
-
-/// A field value usable as a key: a non-empty string or a number.
-pub fn key_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }
 
 impl Rule {
@@ -176,10 +153,12 @@ pub fn is_technique_id(t: &str) -> bool {
 }
 
 /// Overrides of a rule's tuning, from configuration.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleOverride {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub threshold: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub window_secs: Option<u64>,
 }
 
@@ -222,12 +201,12 @@ pub fn parse_rule(text: &str, path: &Path) -> Result<Rule> {
         file: path.to_path_buf(),
         reason,
     };
-    let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let doc: serde_norway::Value = serde_norway::from_str(text).map_err(|e| bad(e.to_string()))?;
     // Sigma rules are recognised by their `logsource`; native rules have none.
     let rule = if doc.get("logsource").is_some() {
         sigma::from_sigma(&doc, path).map_err(bad)?
     } else {
-        let f: RuleFile = serde_yaml::from_value(doc).map_err(|e| bad(e.to_string()))?;
+        let f: RuleFile = serde_norway::from_value(doc).map_err(|e| bad(e.to_string()))?;
         let detection = Detection::parse(&f.detection, &|field| Some(field.to_string()))
             .map_err(|e| bad(format!("detection: {e}")))?;
         Rule {
@@ -252,15 +231,30 @@ pub fn parse_rule(text: &str, path: &Path) -> Result<Rule> {
     Ok(rule)
 }
 
-/// Load every rule under `dir` and apply overrides by rule id. Unknown override ids and
+/// The rules compiled into the binary: every `*.yaml` under `processor/rules/`, without
+/// the test cases.
+#[derive(rust_embed::RustEmbed)]
+#[folder = "rules/"]
+#[include = "*.yaml"]
+#[include = "*.yml"]
+#[exclude = "*.tests/*"]
+struct ShippedRules;
+
+/// The shipped rules, used unless a rules directory replaces them.
+pub fn shipped_rules() -> Assets {
+    Assets::from_embed::<ShippedRules>("rules")
+}
+
+/// Load every rule of `set` and apply overrides by rule id. Unknown override ids and
 /// duplicate rule ids are errors, so a typo never silently disables tuning.
-pub fn load_rules(dir: &Path, overrides: &BTreeMap<String, RuleOverride>) -> Result<Vec<Rule>> {
+pub fn load_rules(set: &Assets, overrides: &BTreeMap<String, RuleOverride>) -> Result<Vec<Rule>> {
     let mut rules: Vec<Rule> = Vec::new();
-    for f in rule_files(dir)? {
-        let rule = load_rule(&f)?;
+    for f in set.files_with_extension("", &["yaml", "yml"])? {
+        let path = set.describe(&f.name);
+        let rule = parse_rule(&f.text(), &path)?;
         if rules.iter().any(|r| r.id == rule.id) {
             return Err(Error::Rule {
-                file: f,
+                file: path,
                 reason: format!("duplicate rule id `{}`", rule.id),
             });
         }
@@ -281,17 +275,12 @@ pub fn load_rules(dir: &Path, overrides: &BTreeMap<String, RuleOverride>) -> Res
     Ok(rules)
 }
 
-/// The rules shipped with the processor.
-pub fn default_rules_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     #[test]
     fn shipped_rules_load_and_validate() {
-        let rules = load_rules(&default_rules_dir(), &BTreeMap::new()).expect("rules load");
+        let rules = load_rules(&shipped_rules(), &BTreeMap::new()).expect("rules load");
         assert!(rules.iter().any(|r| r.id == "soc/ssh-bruteforce"));
     }
 
@@ -305,14 +294,14 @@ mod tests {
                 window_secs: Some(30),
             },
         );
-        let rules = load_rules(&default_rules_dir(), &o).expect("rules load");
+        let rules = load_rules(&shipped_rules(), &o).expect("rules load");
         let r = rules
             .iter()
             .find(|r| r.id == "soc/ssh-bruteforce")
             .expect("rule");
         assert_eq!((r.threshold, r.window_secs), (3, 30));
         o.insert("soc/nope".to_string(), RuleOverride::default());
-        assert!(load_rules(&default_rules_dir(), &o).is_err());
+        assert!(load_rules(&shipped_rules(), &o).is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! at load, naming what is missing, rather than silently never matching.
 
 use super::{is_technique_id, Detection, Rule, RuleFormat, DEFAULT_WINDOW_SECS};
-use serde_yaml::Value as Yaml;
+use serde_norway::Value as Yaml;
 use soc_core::Severity;
 use std::path::Path;
 
@@ -177,7 +177,7 @@ tags:
 
     #[test]
     fn sigma_fields_levels_and_tags_map() {
-        let doc: Yaml = serde_yaml::from_str(RULE).expect("yaml");
+        let doc: Yaml = serde_norway::from_str(RULE).expect("yaml");
         let r = from_sigma(&doc, Path::new("web_path_traversal.yml")).expect("rule");
         assert_eq!(r.id, "sigma/web_path_traversal");
         assert_eq!(r.severity, Severity::Medium);
@@ -196,7 +196,7 @@ tags:
 
     #[test]
     fn unknown_fields_are_refused_by_name() {
-        let doc: Yaml = serde_yaml::from_str(
+        let doc: Yaml = serde_norway::from_str(
             "title: t\nlogsource: {product: windows}\ndetection: {sel: {EventID: 4625}, condition: sel}\n",
         )
         .expect("yaml");

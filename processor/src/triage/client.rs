@@ -4,9 +4,10 @@
 
 use super::limits::{RateLimitHeaders, RateLimiter};
 use super::settings::{Profile, TriageSettings};
+use crate::clock::Clock;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
@@ -83,21 +84,25 @@ pub struct CallOutcome {
 pub struct ChatClient {
     http: reqwest::Client,
     url: String,
-    key: Option<String>,
+    key: Option<SecretString>,
     profile: Profile,
     model: String,
     json_schema: bool,
     settings: TriageSettings,
+    clock: Clock,
 }
 
 impl ChatClient {
-    pub fn new(settings: &TriageSettings, key: Option<String>) -> Result<Self, String> {
+    pub fn new(
+        settings: &TriageSettings,
+        key: Option<SecretString>,
+        clock: Clock,
+    ) -> Result<Self, super::TriageError> {
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(settings.timeout_secs.max(1)))
-            .connect_timeout(Duration::from_secs(settings.timeout_secs.clamp(1, 10)))
+            .timeout(clock.real(Duration::from_secs(settings.timeout_secs.max(1))))
+            .connect_timeout(clock.real(Duration::from_secs(settings.timeout_secs.clamp(1, 10))))
             .user_agent(concat!("soc/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+            .build()?;
         Ok(ChatClient {
             http,
             url: format!("{}/chat/completions", settings.base_url()),
@@ -106,6 +111,7 @@ impl ChatClient {
             model: settings.model().to_string(),
             json_schema: settings.use_json_schema(),
             settings: settings.clone(),
+            clock,
         })
     }
 
@@ -148,7 +154,7 @@ impl ChatClient {
     async fn send_once(&self, body: &Value) -> (Result<ChatAnswer, CallError>, RateLimitHeaders) {
         let mut rb = self.http.post(&self.url).json(body);
         if let Some(k) = &self.key {
-            rb = rb.bearer_auth(k);
+            rb = rb.bearer_auth(k.expose_secret());
         }
         let resp = match rb.send().await {
             Ok(r) => r,
@@ -208,21 +214,22 @@ impl ChatClient {
             + self.settings.max_completion_tokens as u64;
         let max_wait = Duration::from_secs(self.settings.max_backoff_secs.max(1));
         let started = Instant::now();
+        let mut delays = retry_delays(self.settings.backoff_ms, max_wait);
         let mut attempts = 0;
         let mut rate_limited = 0;
         loop {
-            let wait = limiter.delay(Instant::now(), tokens);
+            let wait = limiter.delay(self.clock.now(), tokens);
             if !wait.is_zero() {
                 debug!(
                     wait_ms = wait.as_millis() as u64,
                     "waiting for the rate limit"
                 );
-                tokio::time::sleep(wait).await;
+                self.clock.sleep(wait).await;
             }
-            limiter.record(Instant::now(), tokens);
+            limiter.record(self.clock.now(), tokens);
             attempts += 1;
             let (result, headers) = self.send_once(&body).await;
-            limiter.observe(Instant::now(), &headers, max_wait);
+            limiter.observe(self.clock.now(), &headers, max_wait);
             match result {
                 Ok(answer) => {
                     if answer.prompt_tokens + answer.completion_tokens > 0 {
@@ -254,9 +261,9 @@ impl ChatClient {
                         };
                     }
                     // `retry-after` already blocks the limiter; the backoff spreads retries.
-                    let backoff = jittered_backoff(self.settings.backoff_ms, attempts, max_wait);
+                    let backoff = delays.next().unwrap_or(max_wait);
                     warn!(attempt = attempts, error = %e, backoff_ms = backoff.as_millis() as u64, "model call failed; retrying");
-                    tokio::time::sleep(backoff).await;
+                    self.clock.sleep(backoff).await;
                 }
             }
         }
@@ -268,21 +275,15 @@ pub fn estimate_tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(3) + 8
 }
 
-/// Exponential backoff with full jitter: uniform in `[base·2^(n-1) / 2, base·2^(n-1)]`.
-pub fn jittered_backoff(base_ms: u64, attempt: u32, max: Duration) -> Duration {
-    let ceiling = base_ms
-        .saturating_mul(1u64 << attempt.saturating_sub(1).min(20))
-        .min(max.as_millis() as u64)
-        .max(1);
-    let half = ceiling / 2;
-    Duration::from_millis(half + random_u64() % (ceiling - half + 1))
-}
-
-fn random_u64() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.finish()
+/// Delays between retries of one call: exponential from `base_ms`, with jitter so clients
+/// that failed together do not retry together, each at most `max`.
+pub fn retry_delays(base_ms: u64, max: Duration) -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(base_ms.max(1)))
+        .with_max_delay(max)
+        .with_jitter()
+        .without_max_times()
+        .build()
 }
 
 /// The assistant's text of a chat completion, with token usage.
@@ -326,7 +327,7 @@ mod tests {
             reasoning_effort: Some("low".into()),
             ..TriageSettings::default()
         };
-        ChatClient::new(&s, None).expect("client")
+        ChatClient::new(&s, None, Clock::System).expect("client")
     }
 
     fn req() -> ChatRequest {
@@ -384,13 +385,13 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_with_jitter_and_stays_capped() {
+    fn retry_delays_grow_and_stay_capped() {
         let max = Duration::from_secs(5);
-        for attempt in 1..=10 {
-            let d = jittered_backoff(500, attempt, max);
-            let ceiling = (500u64 << (attempt - 1)).min(5000);
-            assert!(d.as_millis() as u64 >= ceiling / 2 && d.as_millis() as u64 <= ceiling);
-        }
+        let delays: Vec<Duration> = retry_delays(500, max).take(10).collect();
+        assert!(delays[0] >= Duration::from_millis(500), "{delays:?}");
+        assert!(delays[3] >= Duration::from_millis(4_000), "{delays:?}");
+        // The cap holds, give or take the jitter added on top of it.
+        assert!(delays.iter().all(|d| *d <= max * 2), "{delays:?}");
     }
 
     #[test]

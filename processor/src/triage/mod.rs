@@ -1,6 +1,7 @@
 //! LLM triage of incidents, off the hot path.
 //!
-//! - [`settings`]: server profile, model, limits, prices, approval policy (`triage.yaml`).
+//! - [`settings`]: server profile, model, limits, prices, approval policy (the `[triage]`
+//!   section of the configuration).
 //! - [`client`]: the OpenAI-compatible chat-completions client, with retries.
 //! - [`limits`]: request and token budgets, rate-limit headers, the circuit breaker.
 //! - [`prompt`]: instructions and the incidents as sanitized JSON data.
@@ -17,4 +18,12 @@ pub mod updates;
 pub mod verdict;
 
 pub use service::{TriageHandle, TriageStats, TriageWorker, Update};
+
+/// Why triage could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TriageError {
+    /// The HTTP client for the model server could not be built (TLS backend, settings).
+    #[error("building the HTTP client for the model server: {0}")]
+    Client(#[from] reqwest::Error),
+}
 pub use settings::{Profile, TriageSettings};

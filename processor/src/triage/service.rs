@@ -9,6 +9,7 @@ use super::limits::{BreakerState, CircuitBreaker, RateLimiter};
 use super::prompt;
 use super::settings::TriageSettings;
 use super::verdict::{self, InvalidAnswer};
+use crate::clock::Clock;
 use soc_core::{Alert, Triage, VerdictSource};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -128,6 +129,7 @@ struct Shared {
     state: Mutex<State>,
     notify: Notify,
     stats: Arc<TriageStats>,
+    clock: Clock,
 }
 
 /// The processor's side of triage: attach the current verdict, submit incidents.
@@ -141,7 +143,16 @@ impl TriageHandle {
     pub fn new(
         settings: TriageSettings,
         stats: Arc<TriageStats>,
-    ) -> Result<(TriageHandle, Option<TriageWorker>), String> {
+    ) -> Result<(TriageHandle, Option<TriageWorker>), super::TriageError> {
+        Self::with_clock(settings, stats, Clock::System)
+    }
+
+    /// As [`TriageHandle::new`], with every wait and window timed by `clock`.
+    pub fn with_clock(
+        settings: TriageSettings,
+        stats: Arc<TriageStats>,
+        clock: Clock,
+    ) -> Result<(TriageHandle, Option<TriageWorker>), super::TriageError> {
         let key = settings.resolve_api_key();
         let off = if !settings.enabled {
             Some("disabled")
@@ -151,7 +162,7 @@ impl TriageHandle {
             None
         };
         let client = match off {
-            None => Some(ChatClient::new(&settings, key)?),
+            None => Some(ChatClient::new(&settings, key, clock)?),
             Some(_) => None,
         };
         let shared = Arc::new(Shared {
@@ -160,6 +171,7 @@ impl TriageHandle {
             notify: Notify::new(),
             stats,
             settings: settings.clone(),
+            clock,
         });
         match off {
             Some(why) => info!(
@@ -282,7 +294,7 @@ impl TriageHandle {
                     fingerprint: verdict::fingerprint(a),
                     stage: 1,
                     calls: 0,
-                    since: Instant::now(),
+                    since: self.shared.clock.now(),
                     triaged: None,
                 },
             );
@@ -359,18 +371,19 @@ impl TriageWorker {
                 }
                 continue;
             };
-            let now = Instant::now();
+            let clock = self.shared.clock;
+            let now = clock.now();
             if self.breaker.state(now) == BreakerState::Open {
                 let wait = self.breaker.wait(now);
                 debug!(wait_ms = wait.as_millis() as u64, "circuit breaker open");
-                sleep_or_shutdown(wait, &mut shutdown).await;
+                sleep_or_shutdown(clock, wait, &mut shutdown).await;
                 continue;
             }
             // Let a batch fill up, unless it is already full.
             let ready_at = oldest + Duration::from_millis(self.settings().batch_wait_ms);
             if waiting < self.settings().batch_max_incidents && ready_at > now {
                 tokio::select! {
-                    _ = tokio::time::sleep(ready_at - now) => {}
+                    _ = clock.sleep(ready_at - now) => {}
                     _ = self.shared.notify.notified() => {}
                     _ = shutdown.changed() => {}
                 }
@@ -378,13 +391,13 @@ impl TriageWorker {
             }
             // Wait out request caps and `retry-after` before choosing the batch, so it is as
             // full as can be; the token budget is checked against the batch's own size.
-            let wait = self.limiter.delay(Instant::now(), 0);
+            let wait = self.limiter.delay(clock.now(), 0);
             if !wait.is_zero() {
                 debug!(
                     wait_ms = wait.as_millis() as u64,
                     waiting, "rate limit: holding the queue"
                 );
-                sleep_or_shutdown(wait, &mut shutdown).await;
+                sleep_or_shutdown(clock, wait, &mut shutdown).await;
                 if *shutdown.borrow() {
                     break;
                 }
@@ -402,7 +415,8 @@ impl TriageWorker {
     fn resolve_from_cache(&self, updates: &mpsc::UnboundedSender<Update>) {
         let ttl = Duration::from_secs(self.settings().cache_ttl_secs);
         let mut st = lock(&self.shared.state);
-        st.cache.retain(|_, (_, at)| at.elapsed() < ttl);
+        let clock = self.shared.clock;
+        st.cache.retain(|_, (_, at)| clock.since(*at) < ttl);
         if st.cache.is_empty() {
             return;
         }
@@ -588,7 +602,7 @@ impl TriageWorker {
             .map(|a| a.model.clone())
             .filter(|m| !m.is_empty())
             .unwrap_or_else(|| self.client.model().to_string());
-        let now = Instant::now();
+        let now = self.shared.clock.now();
         match &parsed {
             Ok(_) => self.breaker.success(),
             Err(e) => {
@@ -622,10 +636,10 @@ impl TriageWorker {
                             st.in_flight.insert(fp);
                             p.stage = 2;
                             p.triaged = Some(t);
-                            p.since = Instant::now();
+                            p.since = self.shared.clock.now();
                             st.queue.insert(p.alert.id, p);
                         } else {
-                            st.cache.insert(fp, (t.clone(), Instant::now()));
+                            st.cache.insert(fp, (t.clone(), self.shared.clock.now()));
                             stats.model_verdicts.fetch_add(1, Ordering::Relaxed);
                             finish(&mut st, p.alert, t, updates);
                         }
@@ -637,7 +651,7 @@ impl TriageWorker {
                     (Some(item), Some(t1)) => {
                         let t = verdict::with_investigation(t1, &p.alert, item, self.settings());
                         st.in_flight.remove(&fp);
-                        st.cache.insert(fp, (t.clone(), Instant::now()));
+                        st.cache.insert(fp, (t.clone(), self.shared.clock.now()));
                         stats.model_verdicts.fetch_add(1, Ordering::Relaxed);
                         finish(&mut st, p.alert, t, updates);
                         continue;
@@ -655,7 +669,7 @@ impl TriageWorker {
                 }
             };
             if p.calls < max_calls {
-                p.since = Instant::now();
+                p.since = self.shared.clock.now();
                 st.queue.insert(p.alert.id, p);
                 continue;
             }
@@ -699,9 +713,9 @@ fn finish(st: &mut State, alert: Alert, t: Triage, updates: &mpsc::UnboundedSend
     send_verdict(&alert, &t, updates);
 }
 
-async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) {
+async fn sleep_or_shutdown(clock: Clock, d: Duration, shutdown: &mut watch::Receiver<bool>) {
     tokio::select! {
-        _ = tokio::time::sleep(d) => {}
+        _ = clock.sleep(d) => {}
         _ = shutdown.changed() => {}
     }
 }

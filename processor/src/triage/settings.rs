@@ -1,12 +1,13 @@
 //! Triage configuration: which server, which model, how fast, how much, and what may be
-//! approved without an analyst. Read from `triage.yaml` in the deployment config directory.
+//! approved without an analyst. The `[triage]` section of the configuration file.
 
-use serde::Deserialize;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 use soc_core::{ActionKind, Severity};
 use std::collections::BTreeMap;
 
 /// The kinds of OpenAI-compatible servers, each with the request fields it accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
     #[default]
@@ -90,7 +91,7 @@ impl Profile {
 }
 
 /// How the answer's shape is requested.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum OutputMode {
     /// `json_schema` where the profile and model support it, else `json_object`.
@@ -101,7 +102,7 @@ pub enum OutputMode {
 }
 
 /// Price of a model in US dollars per million tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Price {
     pub input_per_mtok: f64,
@@ -110,14 +111,14 @@ pub struct Price {
 
 /// Auto-approval: actions of this type are approved without an analyst when the alert's
 /// severity is at least `min_severity`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AutoApprove {
     pub action: ActionKind,
     pub min_severity: Severity,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TriageSettings {
     /// Off: every alert keeps the deterministic verdict and no call is made.
@@ -129,9 +130,10 @@ pub struct TriageSettings {
     pub model: String,
     /// Environment variable of the API key; empty: the profile's default.
     pub api_key_env: String,
-    /// Set directly (tests, tools); otherwise read from `api_key_env` at start.
-    #[serde(skip)]
-    pub api_key: Option<String>,
+    /// The key itself, when not read from `api_key_env` (e.g. `SOC_TRIAGE__API_KEY`). A
+    /// secret: never serialized, and `Debug` prints it redacted.
+    #[serde(skip_serializing)]
+    pub api_key: Option<SecretString>,
     pub output: OutputMode,
     /// Sent as `reasoning_effort` when set (Groq and OpenAI reasoning models).
     pub reasoning_effort: Option<String>,
@@ -174,6 +176,28 @@ pub struct TriageSettings {
     pub auto_approve: Vec<AutoApprove>,
 }
 
+/// Groq's list prices of the models it serves, in US dollars per million tokens (check your
+/// provider's current price list; the configuration replaces this table).
+fn default_prices() -> BTreeMap<String, Price> {
+    [
+        ("openai/gpt-oss-20b", 0.075, 0.30),
+        ("openai/gpt-oss-120b", 0.15, 0.60),
+        ("llama-3.1-8b-instant", 0.05, 0.08),
+        ("llama-3.3-70b-versatile", 0.59, 0.79),
+    ]
+    .into_iter()
+    .map(|(model, input_per_mtok, output_per_mtok)| {
+        (
+            model.to_string(),
+            Price {
+                input_per_mtok,
+                output_per_mtok,
+            },
+        )
+    })
+    .collect()
+}
+
 impl Default for TriageSettings {
     fn default() -> Self {
         TriageSettings {
@@ -184,7 +208,7 @@ impl Default for TriageSettings {
             api_key_env: String::new(),
             api_key: None,
             output: OutputMode::Auto,
-            reasoning_effort: None,
+            reasoning_effort: Some("low".into()),
             temperature: 0.0,
             max_completion_tokens: 1024,
             timeout_secs: 30,
@@ -202,7 +226,7 @@ impl Default for TriageSettings {
             queue_capacity: 10_000,
             max_attempts_per_incident: 2,
             samples_per_incident: 3,
-            prices: BTreeMap::new(),
+            prices: default_prices(),
             auto_approve: Vec::new(),
         }
     }
@@ -235,12 +259,21 @@ impl TriageSettings {
 
     /// The key: set directly, else from the environment. `None` for a hosted profile means
     /// the model is not called at all.
-    pub fn resolve_api_key(&self) -> Option<String> {
+    pub fn resolve_api_key(&self) -> Option<SecretString> {
         if let Some(k) = &self.api_key {
             return Some(k.clone());
         }
         let var = self.api_key_env()?;
-        std::env::var(var).ok().filter(|k| !k.trim().is_empty())
+        std::env::var(var)
+            .ok()
+            .filter(|k| !k.trim().is_empty())
+            .map(SecretString::from)
+    }
+
+    /// Whether a key is configured or found, without exposing it.
+    pub fn has_api_key(&self) -> bool {
+        self.resolve_api_key()
+            .is_some_and(|k| !k.expose_secret().is_empty())
     }
 
     /// Whether calls can be made: enabled, and a key where the profile needs one.
@@ -272,15 +305,6 @@ impl TriageSettings {
             .iter()
             .any(|p| p.action == action && severity >= p.min_severity)
     }
-
-    /// Load `triage.yaml`; a missing file means the defaults.
-    pub fn load(path: &std::path::Path) -> Result<Self, String> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(format!("{}: {e}", path.display())),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -289,7 +313,7 @@ mod tests {
 
     #[test]
     fn config_file_parses_profiles_prices_and_policy() {
-        let s: TriageSettings = serde_yaml::from_str(
+        let s: TriageSettings = serde_norway::from_str(
             r#"
 profile: llama.cpp
 requests_per_minute: 10
@@ -307,7 +331,7 @@ auto_approve:
         assert!(s.auto_approves(ActionKind::BlockIp, Severity::Critical));
         assert!(!s.auto_approves(ActionKind::BlockIp, Severity::Medium));
         assert!(!s.auto_approves(ActionKind::LockUser, Severity::Critical));
-        assert!(serde_yaml::from_str::<TriageSettings>("modle: x").is_err());
+        assert!(serde_norway::from_str::<TriageSettings>("modle: x").is_err());
     }
 
     #[test]

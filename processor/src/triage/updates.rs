@@ -3,13 +3,14 @@
 //! and one `llm_calls` row per model call.
 
 use super::service::{CallRecord, Update};
-use crate::pipeline::publish;
+use crate::publish::publish;
+use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter};
 use soc_core::db::{alert, llm_call};
 use soc_core::stream::LogStream;
-use soc_core::{Alert, VerdictSource};
+use soc_core::Alert;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -39,14 +40,16 @@ pub async fn write_updates(
         }
         for a in &alerts {
             // A database hiccup must not lose the verdict: retry a few times, then log.
-            let mut attempt = 0;
+            let mut delays = ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(200))
+                .with_max_times(4)
+                .build();
             while let Err(e) = store_verdict(&db, a).await {
-                attempt += 1;
-                if attempt >= 5 {
+                let Some(delay) = delays.next() else {
                     warn!(alert = %a.id, error = %e, "could not store a verdict");
                     break;
-                }
-                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                };
+                tokio::time::sleep(delay).await;
             }
         }
         if let Err(e) = publish(stream.as_ref(), &topic, &alerts).await {
@@ -55,24 +58,25 @@ pub async fn write_updates(
     }
 }
 
-/// Write an alert's verdict unless the stored one is better (a model verdict is never
-/// replaced by a fallback, nor an investigation by a triage).
+/// Write an alert's verdict unless the stored one wins (`Triage::rank`: a model verdict is
+/// never replaced by a fallback, nor an investigation by a triage).
 pub async fn store_verdict(db: &DatabaseConnection, a: &Alert) -> Result<(), sea_orm::DbErr> {
     let Some(t) = &a.triage else { return Ok(()) };
     let json = serde_json::to_string(t).unwrap_or_default();
-    let mut q = alert::Entity::update_many()
+    let rank = t.rank();
+    alert::Entity::update_many()
         .col_expr(alert::Column::Triage, Expr::value(json))
         .col_expr(alert::Column::VerdictSource, Expr::value(t.source.as_str()))
         .col_expr(alert::Column::Priority, Expr::value(t.priority as i32))
-        .filter(alert::Column::Id.eq(a.id.to_string()));
-    if t.source == VerdictSource::Fallback {
-        q = q.filter(
+        .col_expr(alert::Column::VerdictRank, Expr::value(rank))
+        .filter(alert::Column::Id.eq(a.id.to_string()))
+        .filter(
             Condition::any()
-                .add(alert::Column::VerdictSource.is_null())
-                .add(alert::Column::VerdictSource.eq(VerdictSource::Fallback.as_str())),
-        );
-    }
-    q.exec(db).await?;
+                .add(alert::Column::VerdictRank.is_null())
+                .add(alert::Column::VerdictRank.lte(rank)),
+        )
+        .exec(db)
+        .await?;
     Ok(())
 }
 

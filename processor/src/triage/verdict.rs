@@ -508,7 +508,7 @@ mod tests {
     fn policy_approves_only_what_it_names() {
         let a = alert(Severity::Critical, 5);
         let s: TriageSettings =
-            serde_yaml::from_str("auto_approve: [{ action: block_ip, min_severity: high }]")
+            serde_norway::from_str("auto_approve: [{ action: block_ip, min_severity: high }]")
                 .expect("config");
         let p = propose(&[ActionKind::BlockIp, ActionKind::KillProcess], &a, &s);
         assert_eq!(p[0].status, ActionStatus::Approved);

@@ -6,8 +6,8 @@
 //! event update it (count, last seen) under the same id; after a quiet window it closes.
 //! Because only event time is read, a replayed file raises the same alerts as live traffic.
 
-use super::detection::lowercase;
 use super::Rule;
+use crate::fields::lowercase;
 use crate::ioc::{self, Hit, IocSet};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -112,7 +112,7 @@ fn event_time_ms(event: &Value, fallback_ms: i64) -> i64 {
 }
 
 fn host_of(event: &Value) -> Option<String> {
-    super::lookup(event, "host.hostname")
+    crate::fields::lookup(event, "host.hostname")
         .and_then(Value::as_str)
         .map(str::to_string)
 }
@@ -190,7 +190,7 @@ impl Detector {
         self.watermark_ms = self.watermark_ms.max(ts);
         let mut out = Vec::new();
         // Only the rules that can match this event's dataset, in rule order.
-        let candidates = super::lookup(event, "event.dataset")
+        let candidates = crate::fields::lookup(event, "event.dataset")
             .and_then(Value::as_str)
             .and_then(|d| self.by_dataset.get(&*lowercase(d)))
             .unwrap_or(&self.any_dataset);
@@ -348,7 +348,7 @@ fn to_alert(rule: &Rule, key: &str, inc: &Incident, now: DateTime<Utc>) -> Alert
     let source_ip = inc
         .evidence
         .first()
-        .and_then(|e| super::lookup(e, "source.ip"))
+        .and_then(|e| crate::fields::lookup(e, "source.ip"))
         .and_then(Value::as_str)
         .map(str::to_string);
     let group_by = inc

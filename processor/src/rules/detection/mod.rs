@@ -8,11 +8,17 @@
 //! As in Sigma, strings compare case-insensitively and plain values may use the `*` and `?`
 //! wildcards; `|cased` compares exactly and `|re` is a regular expression.
 
-use regex::Regex;
+mod condition;
+mod pattern;
+
+use condition::{parse_condition, Expr};
+pub use pattern::wildcard_match;
+use pattern::{pattern, value_matches, Pattern};
+
+use crate::fields::lowercase;
 use serde_json::Value;
-use serde_yaml::Value as Yaml;
+use serde_norway::Value as Yaml;
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 /// Fields a keyword list is searched in, first present wins.
 const KEYWORD_FIELDS: [&str; 2] = ["message", "log.original"];
@@ -37,66 +43,6 @@ struct FieldMatch {
     /// Every pattern must match (`|all`); otherwise any.
     all: bool,
     patterns: Vec<Pattern>,
-}
-
-#[derive(Debug, Clone)]
-enum Pattern {
-    /// Exact (lowercased unless `cased`).
-    Eq {
-        value: String,
-        cased: bool,
-    },
-    /// A wildcard pattern (lowercased unless `cased`).
-    Glob {
-        pattern: Vec<char>,
-        cased: bool,
-    },
-    Contains {
-        value: String,
-        cased: bool,
-    },
-    StartsWith {
-        value: String,
-        cased: bool,
-    },
-    EndsWith {
-        value: String,
-        cased: bool,
-    },
-    Re(Regex),
-    Cidr {
-        net: IpAddr,
-        prefix: u8,
-    },
-    /// The field is present (and not null) or absent.
-    Exists(bool),
-    /// `null` in Sigma: the field is absent or empty.
-    Null,
-    Num {
-        op: NumOp,
-        value: f64,
-    },
-}
-
-#[derive(Debug, Clone, Copy)]
-enum NumOp {
-    Lt,
-    Lte,
-    Gt,
-    Gte,
-}
-
-#[derive(Debug, Clone)]
-enum Expr {
-    Sel(String),
-    Not(Box<Expr>),
-    And(Vec<Expr>),
-    Or(Vec<Expr>),
-    /// `1 of` / `all of` the selections whose names match a pattern (`them`: all).
-    Of {
-        all: bool,
-        names: Vec<String>,
-    },
 }
 
 /// Why a detection block was refused, for the loader to report with the file name.
@@ -298,124 +244,8 @@ fn parse_map(
     Ok(out)
 }
 
-fn pattern(mods: &[&str], val: &Yaml) -> Result<Pattern, ParseError> {
-    let cased = mods.contains(&"cased");
-    let mut kind = None;
-    for m in mods {
-        match *m {
-            "all" | "cased" => {}
-            "contains" | "startswith" | "endswith" | "re" | "cidr" | "exists" | "lt" | "lte"
-            | "gt" | "gte" => {
-                if kind.replace(*m).is_some() {
-                    return Err("more than one matching modifier".into());
-                }
-            }
-            // Regex flags (Sigma `re|i`, `re|m`, `re|s`) are applied below.
-            "i" | "m" | "s" if mods.contains(&"re") => {}
-            other => return Err(format!("unsupported modifier `{other}`")),
-        }
-    }
-    if matches!(val, Yaml::Null) {
-        return match kind {
-            None => Ok(Pattern::Null),
-            Some(_) => Err("null needs no modifier".into()),
-        };
-    }
-    let raw = scalar(val).ok_or("values must be strings, numbers or booleans")?;
-    let fold = |s: &str| {
-        if cased {
-            s.to_string()
-        } else {
-            s.to_lowercase()
-        }
-    };
-    Ok(match kind {
-        None => {
-            if raw.contains(['*', '?']) && !raw.contains('\\') {
-                Pattern::Glob {
-                    pattern: fold(&raw).chars().collect(),
-                    cased,
-                }
-            } else {
-                Pattern::Eq {
-                    value: fold(&unescape(&raw)),
-                    cased,
-                }
-            }
-        }
-        Some("contains") => Pattern::Contains {
-            value: fold(&raw),
-            cased,
-        },
-        Some("startswith") => Pattern::StartsWith {
-            value: fold(&raw),
-            cased,
-        },
-        Some("endswith") => Pattern::EndsWith {
-            value: fold(&raw),
-            cased,
-        },
-        Some("re") => {
-            let mut flags = String::new();
-            for f in ["i", "m", "s"] {
-                if mods.contains(&f) {
-                    flags.push_str(f);
-                }
-            }
-            let src = if flags.is_empty() {
-                raw
-            } else {
-                format!("(?{flags}){raw}")
-            };
-            Pattern::Re(Regex::new(&src).map_err(|e| e.to_string())?)
-        }
-        Some("cidr") => {
-            let (net, prefix) = parse_cidr(&raw)?;
-            Pattern::Cidr { net, prefix }
-        }
-        Some("exists") => Pattern::Exists(match raw.as_str() {
-            "true" => true,
-            "false" => false,
-            _ => return Err("exists takes true or false".into()),
-        }),
-        Some(op) => {
-            let value: f64 = raw
-                .parse()
-                .map_err(|_| format!("`{raw}` is not a number"))?;
-            let op = match op {
-                "lt" => NumOp::Lt,
-                "lte" => NumOp::Lte,
-                "gt" => NumOp::Gt,
-                _ => NumOp::Gte,
-            };
-            Pattern::Num { op, value }
-        }
-    })
-}
-
-/// Sigma escapes: `\*`, `\?` and `\\` stand for the characters themselves.
-fn unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            match chars.next() {
-                Some(n @ ('*' | '?' | '\\')) => out.push(n),
-                Some(n) => {
-                    out.push('\\');
-                    out.push(n);
-                }
-                None => out.push('\\'),
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 fn lookup<'a>(event: &'a Value, path: &[String]) -> Option<&'a Value> {
-    super::lookup_segments(event, path.iter().map(String::as_str)).filter(|v| !v.is_null())
+    crate::fields::lookup_segments(event, path.iter().map(String::as_str)).filter(|v| !v.is_null())
 }
 
 fn selection_matches(sel: &Selection, event: &Value) -> bool {
@@ -426,7 +256,7 @@ fn selection_matches(sel: &Selection, event: &Value) -> bool {
         Selection::Keywords(pats) => {
             let text = KEYWORD_FIELDS
                 .iter()
-                .find_map(|f| super::lookup(event, f).and_then(Value::as_str));
+                .find_map(|f| crate::fields::lookup(event, f).and_then(Value::as_str));
             let Some(text) = text else { return false };
             let lower = lowercase(text);
             pats.iter().any(|p| p.matches_str(text, &lower))
@@ -456,296 +286,13 @@ fn field_matches(f: &FieldMatch, event: &Value) -> bool {
     f.patterns.iter().any(one)
 }
 
-/// `s` lowercased, without allocating when it has no uppercase letters.
-pub(crate) fn lowercase(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
-        std::borrow::Cow::Owned(s.to_lowercase())
-    } else {
-        std::borrow::Cow::Borrowed(s)
-    }
-}
-
-fn value_matches(p: &Pattern, v: &Value) -> bool {
-    match v {
-        Value::String(s) => p.matches_str(s, &lowercase(s)),
-        Value::Number(n) => {
-            if let Pattern::Num { op, value } = p {
-                return n.as_f64().is_some_and(|x| match op {
-                    NumOp::Lt => x < *value,
-                    NumOp::Lte => x <= *value,
-                    NumOp::Gt => x > *value,
-                    NumOp::Gte => x >= *value,
-                });
-            }
-            let s = n.to_string();
-            p.matches_str(&s, &s)
-        }
-        Value::Bool(b) => {
-            let s = if *b { "true" } else { "false" };
-            p.matches_str(s, s)
-        }
-        Value::Array(items) => items.iter().any(|i| value_matches(p, i)),
-        _ => false,
-    }
-}
-
-impl Pattern {
-    /// `s` as is and lowercased (callers lowercase once per value).
-    fn matches_str(&self, s: &str, lower: &str) -> bool {
-        let pick = |cased: bool| if cased { s } else { lower };
-        match self {
-            Pattern::Eq { value, cased } => pick(*cased) == value,
-            Pattern::Glob { pattern, cased } => glob(pattern, pick(*cased)),
-            Pattern::Contains { value, cased } => pick(*cased).contains(value.as_str()),
-            Pattern::StartsWith { value, cased } => pick(*cased).starts_with(value.as_str()),
-            Pattern::EndsWith { value, cased } => pick(*cased).ends_with(value.as_str()),
-            Pattern::Re(re) => re.is_match(s),
-            Pattern::Cidr { net, prefix } => {
-                parse_ip(s).is_some_and(|ip| in_cidr(&ip, net, *prefix))
-            }
-            Pattern::Num { op, value } => s.parse::<f64>().is_ok_and(|x| match op {
-                NumOp::Lt => x < *value,
-                NumOp::Lte => x <= *value,
-                NumOp::Gt => x > *value,
-                NumOp::Gte => x >= *value,
-            }),
-            Pattern::Exists(_) | Pattern::Null => false,
-        }
-    }
-}
-
-/// IPv4-mapped IPv6 (`::ffff:a.b.c.d`, as dual-stack servers log clients) as plain IPv4.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-/// An IP address as written in logs, in canonical form.
-pub fn parse_ip(s: &str) -> Option<IpAddr> {
-    s.parse().ok().map(canonical)
-}
-
-/// `net/prefix`, e.g. `198.51.100.0/24`.
-pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
-    let (net, prefix) = s.split_once('/').ok_or("cidr needs a prefix length")?;
-    let net = parse_ip(net).ok_or_else(|| format!("bad network `{net}`"))?;
-    let prefix: u8 = prefix.parse().map_err(|_| "bad prefix length")?;
-    let max = if net.is_ipv4() { 32 } else { 128 };
-    if prefix > max {
-        return Err(format!("prefix /{prefix} is too long"));
-    }
-    Ok((net, prefix))
-}
-
-/// Does `ip` fall in `net/prefix`? IPv4-mapped IPv6 addresses count as IPv4.
-pub fn in_cidr(ip: &IpAddr, net: &IpAddr, prefix: u8) -> bool {
-    match (canonical(*ip), net) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => {
-            let mask = if prefix == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(prefix))
-            };
-            u32::from(a) & mask == u32::from(*b) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(b)) => {
-            let mask = if prefix == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(prefix))
-            };
-            u128::from(a) & mask == u128::from(*b) & mask
-        }
-        _ => false,
-    }
-}
-
-/// Does `s` match `pattern`, where `*` matches any run and `?` one character?
-pub fn wildcard_match(pattern: &str, s: &str) -> bool {
-    let chars: Vec<char> = pattern.chars().collect();
-    glob(&chars, s)
-}
-
-/// Wildcard match (`*` any run, `?` one char), iterative with one backtrack point.
-fn glob(pattern: &[char], s: &str) -> bool {
-    let text: Vec<char> = s.chars().collect();
-    let (mut p, mut t) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() && (pattern[p] == '?' || pattern[p] == text[t]) {
-            p += 1;
-            t += 1;
-        } else if p < pattern.len() && pattern[p] == '*' {
-            star = Some((p, t));
-            p += 1;
-        } else if let Some((sp, st)) = star {
-            p = sp + 1;
-            t = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|&c| c == '*')
-}
-
-// ---- conditions ---------------------------------------------------------------------------
-
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Word(String),
-    LParen,
-    RParen,
-}
-
-fn tokenize(s: &str) -> Vec<Tok> {
-    let mut out = Vec::new();
-    let mut word = String::new();
-    for c in s.chars() {
-        match c {
-            '(' | ')' | ' ' | '\t' | '\n' => {
-                if !word.is_empty() {
-                    out.push(Tok::Word(std::mem::take(&mut word)));
-                }
-                match c {
-                    '(' => out.push(Tok::LParen),
-                    ')' => out.push(Tok::RParen),
-                    _ => {}
-                }
-            }
-            _ => word.push(c),
-        }
-    }
-    if !word.is_empty() {
-        out.push(Tok::Word(word));
-    }
-    out
-}
-
-struct CondParser<'a> {
-    toks: Vec<Tok>,
-    pos: usize,
-    selections: &'a BTreeMap<String, Selection>,
-}
-
-fn parse_condition(text: &str, selections: &BTreeMap<String, Selection>) -> Result<Expr, String> {
-    if text.contains('|') {
-        return Err("aggregations in conditions (`| count()`) are not supported: use the rule's threshold, group_by and window_secs".into());
-    }
-    let mut p = CondParser {
-        toks: tokenize(text),
-        pos: 0,
-        selections,
-    };
-    let e = p.or()?;
-    if p.pos != p.toks.len() {
-        return Err(format!(
-            "unexpected `{:?}` in condition `{text}`",
-            p.toks[p.pos]
-        ));
-    }
-    Ok(e)
-}
-
-impl CondParser<'_> {
-    fn peek_word(&self) -> Option<&str> {
-        match self.toks.get(self.pos) {
-            Some(Tok::Word(w)) => Some(w.as_str()),
-            _ => None,
-        }
-    }
-
-    fn or(&mut self) -> Result<Expr, String> {
-        let mut items = vec![self.and()?];
-        while self.peek_word() == Some("or") {
-            self.pos += 1;
-            items.push(self.and()?);
-        }
-        Ok(if items.len() == 1 {
-            items.remove(0)
-        } else {
-            Expr::Or(items)
-        })
-    }
-
-    fn and(&mut self) -> Result<Expr, String> {
-        let mut items = vec![self.not()?];
-        while self.peek_word() == Some("and") {
-            self.pos += 1;
-            items.push(self.not()?);
-        }
-        Ok(if items.len() == 1 {
-            items.remove(0)
-        } else {
-            Expr::And(items)
-        })
-    }
-
-    fn not(&mut self) -> Result<Expr, String> {
-        if self.peek_word() == Some("not") {
-            self.pos += 1;
-            return Ok(Expr::Not(Box::new(self.not()?)));
-        }
-        self.atom()
-    }
-
-    fn atom(&mut self) -> Result<Expr, String> {
-        match self.toks.get(self.pos).cloned() {
-            Some(Tok::LParen) => {
-                self.pos += 1;
-                let e = self.or()?;
-                if self.toks.get(self.pos) != Some(&Tok::RParen) {
-                    return Err("missing `)` in condition".into());
-                }
-                self.pos += 1;
-                Ok(e)
-            }
-            Some(Tok::Word(w)) if w == "1" || w == "all" || w == "any" => {
-                self.pos += 1;
-                if self.peek_word() != Some("of") {
-                    return Err(format!("expected `of` after `{w}`"));
-                }
-                self.pos += 1;
-                let target = self
-                    .peek_word()
-                    .ok_or("expected a selection pattern after `of`")?
-                    .to_string();
-                self.pos += 1;
-                let names: Vec<String> = self
-                    .selections
-                    .keys()
-                    .filter(|n| target == "them" || wildcard_match(&target, n))
-                    .cloned()
-                    .collect();
-                if names.is_empty() {
-                    return Err(format!("`{target}` names no selection"));
-                }
-                Ok(Expr::Of {
-                    all: w == "all",
-                    names,
-                })
-            }
-            Some(Tok::Word(w)) if !matches!(w.as_str(), "and" | "or" | "not" | "of") => {
-                if !self.selections.contains_key(&w) {
-                    return Err(format!("condition names unknown selection `{w}`"));
-                }
-                self.pos += 1;
-                Ok(Expr::Sel(w))
-            }
-            other => Err(format!("unexpected {other:?} in condition")),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     fn det(yaml: &str) -> Detection {
-        let v: Yaml = serde_yaml::from_str(yaml).expect("yaml");
+        let v: Yaml = serde_norway::from_str(yaml).expect("yaml");
         Detection::parse(&v, &|f| Some(f.to_string())).expect("detection")
     }
 
@@ -839,7 +386,7 @@ mod tests {
     #[test]
     fn bad_detections_are_refused_with_a_reason() {
         let parse = |y: &str| {
-            let v: Yaml = serde_yaml::from_str(y).expect("yaml");
+            let v: Yaml = serde_norway::from_str(y).expect("yaml");
             Detection::parse(&v, &|f| Some(f.to_string())).expect_err("refused")
         };
         assert!(
@@ -849,15 +396,6 @@ mod tests {
         assert!(parse("sel:\n  a: x\ncondition: sel | count() > 5").contains("threshold"));
         assert!(parse("sel:\n  a|re: '('\ncondition: sel").contains("regex"));
         assert!(parse("sel:\n  a: x").contains("condition"));
-    }
-
-    #[test]
-    fn cidr_handles_v6_and_mapped_v4() {
-        let ip: IpAddr = "::ffff:10.1.2.3".parse().expect("ip");
-        assert!(in_cidr(&ip, &"10.0.0.0".parse().expect("net"), 8));
-        let ip: IpAddr = "2001:db8::1".parse().expect("ip");
-        assert!(in_cidr(&ip, &"2001:db8::".parse().expect("net"), 32));
-        assert!(!in_cidr(&ip, &"2001:db9::".parse().expect("net"), 32));
     }
 
     #[test]
