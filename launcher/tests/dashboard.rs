@@ -224,20 +224,27 @@ async fn dashboard_shows_alerts_live_without_reload() {
     );
 
     // A model verdict pushed with an older revision replaces the verdict but keeps the newer
-    // counts; a later fallback revision does not undo it.
+    // counts; a later fallback revision does not undo it. The page compares the ranks the
+    // server sends (`Triage::rank`); it has no rule of its own.
     let id = browser
         .eval("[...alerts.values()].find(a => a.rule_id === 'soc/ssh-bruteforce').id")
         .await;
     let id = id.as_str().expect("alert id").to_string();
+    let rank = browser
+        .eval(&format!("typeof alerts.get(\"{id}\").triage.rank"))
+        .await;
+    assert_eq!(rank, "number", "the API sends each verdict's rank");
     let script = format!(
         r#"(() => {{
             const a = alerts.get("{id}");
             const model = Object.assign({{}}, a, {{ revision: a.revision - 1, count: 1,
                 triage: Object.assign({{}}, a.triage, {{ source: "model", reason: undefined, verdict: "true_positive",
-                    priority: 1, stage: 2, summary: "guessing <b>root</b>", decided_at: new Date().toISOString() }}) }});
+                    priority: 1, stage: 2, summary: "guessing <b>root</b>", decided_at: new Date().toISOString(),
+                    rank: 2 ** 50 + 2 * 2 ** 47 + Date.now() }}) }});
             upsert(model, true);
             const late = Object.assign({{}}, a, {{ revision: a.revision + 1, count: a.count + 1,
-                triage: Object.assign({{}}, a.triage, {{ decided_at: new Date(Date.now() + 1000).toISOString() }}) }});
+                triage: Object.assign({{}}, a.triage, {{ decided_at: new Date(Date.now() + 1000).toISOString(),
+                    rank: a.triage.rank + 1000 }}) }});
             upsert(late, true);
             const cells = [...document.getElementById("alert-{id}").children];
             return JSON.stringify([cells[4].textContent, cells[8].textContent, cells[8].title, cells[8].innerHTML.includes("<b>")]);
