@@ -1,30 +1,27 @@
 //! The whole pipeline in one process: embedded log, processor, gateway and its alert feed.
 
-use crate::{paths, CommonPaths};
+use crate::settings::Settings;
 use anyhow::{Context, Result};
 use sea_orm::DatabaseConnection;
 use soc_core::stream::chain::ModuleRegistry;
-use soc_core::stream::config::{chain_from_dir, topics_from_dir};
+use soc_core::stream::config::topics_from;
 use soc_core::stream::embedded::EmbeddedLog;
 use soc_core::stream::{topics, LogStream};
 use soc_gateway::{AlertHub, GatewayState};
 use soc_processor::pipeline::ProcessorStats;
-use soc_processor::triage::{Profile, TriageSettings};
-use soc_processor::ProcessorSettings;
+use soc_processor::triage::TriageSettings;
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub struct Options {
-    pub data_dir: PathBuf,
-    pub database_url: String,
+    /// Data directory, database, assets and triage, as configured.
+    pub settings: Settings,
     pub listener: TcpListener,
-    pub paths: CommonPaths,
-    /// Triage settings to use instead of `triage.yaml` and the flags.
-    pub triage: Option<soc_processor::triage::TriageSettings>,
+    /// Triage settings to use instead of the configured ones (tests, benchmarks).
+    pub triage: Option<TriageSettings>,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -44,17 +41,18 @@ where
 }
 
 impl Options {
-    /// Everything in `data_dir` (log and SQLite), the checkout's SmartModules, rules and config.
+    /// Everything in `data_dir` (log and SQLite), the shipped SmartModules, rules and config.
     pub fn local(
         data_dir: &std::path::Path,
         listener: TcpListener,
         shutdown: watch::Receiver<bool>,
     ) -> Options {
         Options {
-            data_dir: data_dir.to_path_buf(),
-            database_url: format!("sqlite://{}/soc.sqlite", data_dir.display()),
+            settings: Settings {
+                data_dir: data_dir.to_path_buf(),
+                ..Settings::default()
+            },
             listener,
-            paths: CommonPaths::default(),
             shutdown,
             triage: None,
         }
@@ -72,48 +70,18 @@ pub struct Pipeline {
     shutdown: watch::Receiver<bool>,
 }
 
-pub fn processor_settings(p: &CommonPaths) -> Result<ProcessorSettings> {
-    let config = paths::config_dir(p)?;
-    Ok(ProcessorSettings {
-        chain: chain_from_dir(&config)?,
-        rules_dir: paths::rules_dir(p)?,
-        ioc_dir: paths::ioc_dir(p)?,
-        rule_overrides: crate::parse_overrides(&p.rule_overrides)?,
-        triage: triage_settings(&config, p)?,
-        ..ProcessorSettings::default()
-    })
-}
-
-/// `triage.yaml` of the config directory, with the command line's overrides.
-pub fn triage_settings(config_dir: &std::path::Path, p: &CommonPaths) -> Result<TriageSettings> {
-    let mut s =
-        TriageSettings::load(&config_dir.join("triage.yaml")).map_err(anyhow::Error::msg)?;
-    if let Some(profile) = &p.llm_profile {
-        s.profile = Profile::parse(profile).with_context(|| {
-            format!("unknown LLM profile `{profile}` (groq, openai, ollama, vllm, llama.cpp)")
-        })?;
-    }
-    if let Some(url) = &p.llm_base_url {
-        s.base_url = url.clone();
-    }
-    if let Some(model) = &p.llm_model {
-        s.model = model.clone();
-    }
-    if p.no_llm {
-        s.enabled = false;
-    }
-    Ok(s)
-}
-
 pub async fn start(opts: Options) -> Result<Pipeline> {
-    let modules = ModuleRegistry::load_dir(&paths::smartmodules_dir(&opts.paths)?)?;
-    let log = EmbeddedLog::open(&opts.data_dir.join("log.redb"), Some(modules))
+    let config = &opts.settings;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let modules = ModuleRegistry::load(&config.assets.smartmodules()?)?;
+    let log = EmbeddedLog::open(&config.data_dir.join("log.redb"), Some(modules))
         .context("opening the embedded log")?;
-    for spec in topics_from_dir(&paths::config_dir(&opts.paths)?)? {
+    for spec in topics_from(&config.assets.deployment()?)? {
         log.ensure_topic(&spec).await?;
     }
-    let db = crate::connect_db(&opts.database_url).await?;
-    let mut settings = processor_settings(&opts.paths)?;
+    let db = crate::connect_db(&config.database_url()).await?;
+    let mut settings = config.processor()?;
     if let Some(t) = &opts.triage {
         settings.triage = t.clone();
     }
@@ -218,7 +186,10 @@ impl Pipeline {
                         if *shutdown.borrow() { break Ok(()); }
                     }
                     Some(Ok(Err(e))) => break Err(e),
-                    Some(Err(e)) => break Err(anyhow::anyhow!("role panicked: {e}")),
+                    Some(Err(e)) if e.is_panic() => {
+                        break Err(anyhow::anyhow!("a role panicked: {e}"))
+                    }
+                    Some(Err(e)) => break Err(anyhow::anyhow!("a role was cancelled: {e}")),
                 },
             }
         };

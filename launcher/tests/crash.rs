@@ -49,7 +49,7 @@ fn write_log(path: &Path) -> usize {
 
 fn start(data: &Path, log: &Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_soc"))
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .current_dir(std::env::temp_dir())
         .args(["up", "--data-dir"])
         .arg(data)
         .args(["--listen", &format!("127.0.0.1:{port}")])

@@ -28,7 +28,7 @@ async fn ssh_bruteforce_on_a_fluvio_cluster() {
         .await
         .expect("connect to the cluster");
     let modules = stream
-        .register_smartmodules(&root().join("smartmodules/dist"))
+        .register_smartmodules(&soc_core::stream::shipped::smartmodules())
         .await
         .expect("register smartmodules");
     assert!(modules.contains(&"normalize".to_string()) && modules.contains(&"filter".to_string()));
@@ -68,7 +68,7 @@ async fn ssh_bruteforce_on_a_fluvio_cluster() {
         consumer_id: format!("processor-{suffix}"),
         input_topic: raw.clone(),
         alerts_topic: alerts.clone(),
-        chain: soc_core::stream::config::chain_from_dir(&root().join("fluvio-config"))
+        chain: soc_core::stream::config::chain_from(&soc_core::stream::shipped::deployment())
             .expect("chain"),
         // Small batches: each drain ends on a returned record, so the offset is committed.
         batch_max_records: 3,

@@ -1,0 +1,480 @@
+//! The one configuration of every `soc` command: defaults, then a TOML file, then `SOC_*`
+//! environment variables, then flags (layered by `figment`). `launcher/soc.example.toml`
+//! documents every key and is what `soc config --example` prints.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use soc_core::assets::Assets;
+use soc_processor::rules::RuleOverride;
+use soc_processor::triage::{Profile, TriageSettings};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The documented configuration file, every value its default.
+pub const EXAMPLE: &str = include_str!("../soc.example.toml");
+
+/// Read when no `--config` is given and it exists in the working directory.
+const IMPLICIT_FILE: &str = "soc.toml";
+
+/// Top-level keys, so unrelated `SOC_*` variables (`SOC_LOG`, ...) are not taken for config.
+const KEYS: [&str; 7] = [
+    "data_dir",
+    "database_url",
+    "listen",
+    "fluvio",
+    "assets",
+    "rules",
+    "triage",
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Where `soc up` keeps the embedded log, SQLite and replay checkpoints.
+    pub data_dir: PathBuf,
+    /// Database URL; `None`: SQLite in `data_dir`. May hold a password: printed redacted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Address of the dashboard and API.
+    pub listen: SocketAddr,
+    pub fluvio: FluvioSettings,
+    pub assets: AssetDirs,
+    pub rules: RuleSettings,
+    pub triage: TriageSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            fluvio: FluvioSettings::default(),
+            assets: AssetDirs::default(),
+            rules: RuleSettings::default(),
+            triage: TriageSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FluvioSettings {
+    /// Fluvio SC endpoint, e.g. `127.0.0.1:9003`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Where the Fluvio roles keep replay checkpoints.
+    pub checkpoint_dir: PathBuf,
+}
+
+impl Default for FluvioSettings {
+    fn default() -> Self {
+        FluvioSettings {
+            endpoint: None,
+            checkpoint_dir: PathBuf::from("data/checkpoints"),
+        }
+    }
+}
+
+/// Directories that replace the shipped (embedded) files of each kind.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AssetDirs {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smartmodules: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub indicators: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<PathBuf>,
+}
+
+fn pick(dir: &Option<PathBuf>, shipped: fn() -> Assets, what: &str) -> Result<Assets> {
+    match dir {
+        Some(d) => Assets::dir(d).with_context(|| format!("{what} directory")),
+        None => Ok(shipped()),
+    }
+}
+
+impl AssetDirs {
+    pub fn smartmodules(&self) -> Result<Assets> {
+        pick(
+            &self.smartmodules,
+            soc_core::stream::shipped::smartmodules,
+            "SmartModule",
+        )
+    }
+    pub fn rules(&self) -> Result<Assets> {
+        pick(&self.rules, soc_processor::rules::shipped_rules, "rules")
+    }
+    pub fn indicators(&self) -> Result<Assets> {
+        pick(
+            &self.indicators,
+            soc_processor::ioc::shipped_indicators,
+            "indicator list",
+        )
+    }
+    pub fn deployment(&self) -> Result<Assets> {
+        pick(
+            &self.deployment,
+            soc_core::stream::shipped::deployment,
+            "deployment config",
+        )
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuleSettings {
+    /// Tuning by rule id.
+    pub overrides: BTreeMap<String, RuleOverride>,
+}
+
+/// Flags every command takes; each one overrides the file and the environment.
+#[derive(Args, Clone, Debug, Default)]
+pub struct ConfigArgs {
+    /// Configuration file (TOML); default: ./soc.toml when it exists.
+    #[arg(long, env = "SOC_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Where the embedded log and the SQLite database live [data_dir].
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL; default SQLite in the data directory [database_url].
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    /// Address of the dashboard and API [listen].
+    #[arg(long, global = true)]
+    pub listen: Option<SocketAddr>,
+    /// Fluvio SC endpoint, e.g. 127.0.0.1:9003 [fluvio.endpoint].
+    #[arg(long = "fluvio", global = true)]
+    pub fluvio_endpoint: Option<String>,
+    /// Directory of SmartModule `.wasm` files replacing the shipped ones [assets.smartmodules].
+    #[arg(long, global = true)]
+    pub smartmodules: Option<PathBuf>,
+    /// Directory of rule files replacing the shipped rules [assets.rules].
+    #[arg(long, global = true)]
+    pub rules_dir: Option<PathBuf>,
+    /// Directory of indicator lists (`*.txt`) replacing the shipped ones [assets.indicators].
+    #[arg(long, global = true)]
+    pub ioc_dir: Option<PathBuf>,
+    /// Deployment config (chain.yaml, topics/*.yaml) replacing the shipped one
+    /// [assets.deployment].
+    #[arg(long, global = true)]
+    pub deployment_dir: Option<PathBuf>,
+    /// Rule tuning, e.g. `soc/ssh-bruteforce:threshold=3,window_secs=30` (repeatable)
+    /// [rules.overrides].
+    #[arg(long = "rule-override", global = true)]
+    pub rule_overrides: Vec<String>,
+    /// LLM server profile: groq, openai, ollama, vllm or llama.cpp [triage.profile].
+    #[arg(long, global = true)]
+    pub llm_profile: Option<String>,
+    /// OpenAI-compatible base URL, e.g. http://127.0.0.1:11434/v1 [triage.base_url].
+    #[arg(long, global = true)]
+    pub llm_base_url: Option<String>,
+    /// Model name, e.g. openai/gpt-oss-20b [triage.model].
+    #[arg(long, global = true)]
+    pub llm_model: Option<String>,
+    /// Never call a model: every alert keeps the deterministic verdict [triage.enabled].
+    #[arg(long, global = true)]
+    pub no_llm: bool,
+}
+
+impl ConfigArgs {
+    /// The flags that are set, as key paths.
+    fn flags(&self) -> Result<Figment> {
+        let mut f = Figment::new();
+        fn set<T: Serialize>(f: Figment, key: &str, v: &Option<T>) -> Figment {
+            match v {
+                Some(v) => f.merge(Serialized::default(key, v)),
+                None => f,
+            }
+        }
+        f = set(f, "data_dir", &self.data_dir);
+        f = set(f, "database_url", &self.database_url);
+        f = set(f, "listen", &self.listen);
+        f = set(f, "fluvio.endpoint", &self.fluvio_endpoint);
+        f = set(f, "assets.smartmodules", &self.smartmodules);
+        f = set(f, "assets.rules", &self.rules_dir);
+        f = set(f, "assets.indicators", &self.ioc_dir);
+        f = set(f, "assets.deployment", &self.deployment_dir);
+        if let Some(p) = &self.llm_profile {
+            let profile = Profile::parse(p).with_context(|| {
+                format!("unknown LLM profile `{p}` (groq, openai, ollama, vllm, llama.cpp)")
+            })?;
+            f = f.merge(Serialized::default("triage.profile", profile));
+        }
+        f = set(f, "triage.base_url", &self.llm_base_url);
+        f = set(f, "triage.model", &self.llm_model);
+        if self.no_llm {
+            f = f.merge(Serialized::default("triage.enabled", false));
+        }
+        if !self.rule_overrides.is_empty() {
+            let overrides = parse_overrides(&self.rule_overrides)?;
+            f = f.merge(Serialized::default("rules.overrides", overrides));
+        }
+        Ok(f)
+    }
+
+    /// The layered configuration: defaults, file, environment, flags.
+    pub fn load(&self) -> Result<Settings> {
+        self.load_from(Env::prefixed("SOC_"), Env::raw())
+    }
+
+    fn load_from(&self, soc_env: Env, raw_env: Env) -> Result<Settings> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        let file = match &self.config {
+            Some(f) => {
+                if !f.is_file() {
+                    anyhow::bail!("configuration file {} does not exist", f.display());
+                }
+                Some(f.clone())
+            }
+            None => Some(PathBuf::from(IMPLICIT_FILE)).filter(|p| p.is_file()),
+        };
+        if let Some(file) = &file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let soc_env = soc_env
+            .filter(|k| {
+                let k = k.as_str().to_ascii_lowercase();
+                KEYS.iter()
+                    .any(|top| k == *top || k.starts_with(&format!("{top}__")))
+            })
+            .split("__");
+        let raw_env = raw_env.only(&["DATABASE_URL", "FLUVIO_ENDPOINT"]).map(|k| {
+            match k.as_str().to_ascii_uppercase().as_str() {
+                "FLUVIO_ENDPOINT" => "fluvio.endpoint".into(),
+                _ => "database_url".into(),
+            }
+        });
+        figment = figment.merge(raw_env).merge(soc_env).merge(self.flags()?);
+        let settings: Settings = figment.extract().map_err(|e| {
+            // figment names the offending key and the layer it came from.
+            anyhow::anyhow!("configuration: {e}")
+        })?;
+        Ok(settings)
+    }
+}
+
+impl Settings {
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) if !u.is_empty() => u.clone(),
+            _ => format!("sqlite://{}/soc.sqlite", self.data_dir.display()),
+        }
+    }
+
+    pub fn fluvio_endpoint(&self) -> Result<&str> {
+        self.fluvio.endpoint.as_deref().filter(|e| !e.is_empty()).context(
+            "no Fluvio endpoint: set --fluvio, FLUVIO_ENDPOINT or fluvio.endpoint in the config file",
+        )
+    }
+
+    /// The effective configuration as TOML, with secrets redacted: the API key is shown as
+    /// set or not, a database password as `***`.
+    pub fn to_redacted_toml(&self) -> Result<String> {
+        let mut value = toml::Value::try_from(self).context("serializing the configuration")?;
+        if let Some(url) = &self.database_url {
+            value["database_url"] = toml::Value::String(redact_url(url));
+        }
+        let key = match &self.triage.api_key {
+            Some(_) => "[redacted]",
+            None => "",
+        };
+        if let Some(triage) = value.get_mut("triage").and_then(|t| t.as_table_mut()) {
+            triage.insert("api_key".into(), toml::Value::String(key.into()));
+        }
+        toml::to_string_pretty(&value).context("printing the configuration")
+    }
+
+    /// The processor's settings: the shipped or configured rules, indicators, chain and triage.
+    pub fn processor(&self) -> Result<soc_processor::ProcessorSettings> {
+        Ok(soc_processor::ProcessorSettings {
+            chain: soc_core::stream::config::chain_from(&self.assets.deployment()?)?,
+            rules: self.assets.rules()?,
+            indicators: self.assets.indicators()?,
+            rule_overrides: self.rules.overrides.clone(),
+            triage: self.triage.clone(),
+            ..soc_processor::ProcessorSettings::default()
+        })
+    }
+}
+
+/// `ID:key=value,...` flags into rule overrides.
+pub fn parse_overrides(specs: &[String]) -> Result<BTreeMap<String, RuleOverride>> {
+    let mut out: BTreeMap<String, RuleOverride> = BTreeMap::new();
+    for spec in specs.iter().filter(|s| !s.trim().is_empty()) {
+        let (id, params) = spec
+            .split_once(':')
+            .with_context(|| format!("rule override `{spec}`: expected ID:key=value,..."))?;
+        let o = out.entry(id.trim().to_string()).or_default();
+        for kv in params.split(',') {
+            let (k, v) = kv
+                .split_once('=')
+                .with_context(|| format!("rule override `{spec}`: `{kv}` is not key=value"))?;
+            let v: u64 = v
+                .trim()
+                .parse()
+                .with_context(|| format!("rule override `{spec}`: `{v}` is not a number"))?;
+            match k.trim() {
+                "threshold" => o.threshold = Some(v),
+                "window_secs" => o.window_secs = Some(v),
+                other => {
+                    anyhow::bail!(
+                        "rule override `{spec}`: unknown key `{other}` (threshold, window_secs)"
+                    )
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+// figment's `Jail` closures return its `figment::Error` by value.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+    use secrecy::ExposeSecret;
+
+    fn load(args: &ConfigArgs) -> std::result::Result<Settings, figment::Error> {
+        args.load_from(Env::prefixed("SOC_"), Env::raw())
+            .map_err(|e| figment::Error::from(e.to_string()))
+    }
+
+    #[test]
+    fn the_example_file_is_the_defaults() {
+        let from_example: Settings = Figment::from(Toml::string(EXAMPLE))
+            .extract()
+            .expect("the example parses");
+        assert_eq!(
+            toml::Value::try_from(&from_example).expect("toml"),
+            toml::Value::try_from(Settings::default()).expect("toml"),
+            "launcher/soc.example.toml must list the defaults"
+        );
+    }
+
+    #[test]
+    fn flags_beat_environment_beats_file_beats_defaults() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "soc.toml",
+                r#"
+listen = "127.0.0.1:9000"
+data_dir = "from-file"
+[triage]
+model = "file-model"
+base_url = "http://file.invalid/v1"
+[rules.overrides]
+"soc/ssh-bruteforce" = { threshold = 7 }
+"#,
+            )?;
+            jail.set_env("SOC_DATA_DIR", "from-env");
+            jail.set_env("SOC_TRIAGE__MODEL", "env-model");
+            jail.set_env("SOC_LOG", "debug"); // not configuration: ignored
+            let args = ConfigArgs {
+                llm_model: Some("flag-model".into()),
+                ..ConfigArgs::default()
+            };
+            let s = load(&args)?;
+            assert_eq!(s.listen.port(), 9000);
+            assert_eq!(s.data_dir, PathBuf::from("from-env"));
+            assert_eq!(s.triage.model, "flag-model");
+            assert_eq!(s.triage.base_url, "http://file.invalid/v1");
+            assert_eq!(s.triage.max_retries, 3, "untouched keys keep their default");
+            assert_eq!(s.rules.overrides["soc/ssh-bruteforce"].threshold, Some(7));
+            let s = load(&ConfigArgs::default())?;
+            assert_eq!(s.triage.model, "env-model");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        Jail::expect_with(|jail| {
+            jail.create_file("soc.toml", "[triage]\nmodle = \"x\"\n")?;
+            let err = load(&ConfigArgs::default()).expect_err("typo refused");
+            assert!(err.to_string().contains("modle"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_api_key_never_reaches_debug_or_the_printed_config() {
+        Jail::expect_with(|jail| {
+            jail.set_env("SOC_TRIAGE__API_KEY", "gsk_live_secret_value");
+            jail.set_env("DATABASE_URL", "postgres://soc:hunter2@db:5432/soc");
+            let s = load(&ConfigArgs::default())?;
+            assert_eq!(
+                s.triage
+                    .api_key
+                    .as_ref()
+                    .map(|k| k.expose_secret().to_string())
+                    .as_deref(),
+                Some("gsk_live_secret_value")
+            );
+            let debug = format!("{s:?}");
+            let printed = s.to_redacted_toml().expect("toml");
+            for out in [&debug, &printed] {
+                assert!(!out.contains("gsk_live_secret_value"), "{out}");
+            }
+            assert!(!printed.contains("hunter2"), "{printed}");
+            assert!(printed.contains("api_key = \"[redacted]\""), "{printed}");
+            assert!(
+                printed.contains("postgres://soc:***@db:5432/soc"),
+                "{printed}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_config_file_is_an_error() {
+        let args = ConfigArgs {
+            config: Some(PathBuf::from("/nonexistent/soc.toml")),
+            ..ConfigArgs::default()
+        };
+        assert!(args.load().is_err());
+    }
+
+    #[test]
+    fn overrides_parse_and_typos_fail() {
+        let o = parse_overrides(&["soc/ssh-bruteforce:threshold=3,window_secs=30".into()])
+            .expect("valid");
+        assert_eq!(o["soc/ssh-bruteforce"].window_secs, Some(30));
+        assert!(parse_overrides(&["soc/x:thresold=3".into()]).is_err());
+        assert!(parse_overrides(&["soc/x".into()]).is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://soc:s3cret@db:5432/soc"),
+            "postgres://soc:***@db:5432/soc"
+        );
+        assert_eq!(
+            redact_url("sqlite://data/soc.sqlite"),
+            "sqlite://data/soc.sqlite"
+        );
+    }
+}
