@@ -1,4 +1,4 @@
-//! `soc eval`: score the detections against the CrowdSec hub's tests.
+//! `soc-dev eval`: score the detections against the CrowdSec hub's tests.
 //!
 //! Each test's log file goes through the deployed SmartModule chain (`normalize` and
 //! `filter`, the same `.wasm` the processor runs) and the processor's detector with every
@@ -28,7 +28,7 @@ use soc_core::Alert;
 use soc_processor::ioc::IocSet;
 use soc_processor::pipeline::{detect, ProcessorStats};
 use soc_processor::rules::detection::wildcard_match as wildcard;
-use soc_processor::rules::threshold::Detector;
+use soc_processor::rules::detector::Detector;
 use soc_processor::rules::{load_rules, Rule};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -50,7 +50,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub verbose: bool,
     #[command(flatten)]
-    pub paths: crate::CommonPaths,
+    pub config: soc::settings::ConfigArgs,
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,14 +74,13 @@ impl Mapping {
     pub fn load(path: &Path) -> Result<Mapping> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        serde_norway::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
-    pub fn default_path() -> PathBuf {
-        PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/eval/crowdsec-hub.yaml"
-        ))
+    /// `devtools/eval/crowdsec-hub.yaml`, compiled in.
+    pub fn crowdsec_hub() -> Result<Mapping> {
+        serde_norway::from_str(include_str!("../eval/crowdsec-hub.yaml"))
+            .context("parsing the built-in crowdsec-hub mapping")
     }
 
     fn scenario_family(&self, scenario: &str) -> String {
@@ -290,12 +289,12 @@ pub struct Evaluator {
 }
 
 impl Evaluator {
-    pub fn new(paths: &crate::CommonPaths, mapping: Mapping) -> Result<Evaluator> {
-        let modules = ModuleRegistry::load_dir(&crate::paths::smartmodules_dir(paths)?)?;
-        let settings = crate::embedded::processor_settings(paths)?;
+    pub fn new(config: &soc::settings::Settings, mapping: Mapping) -> Result<Evaluator> {
+        let modules = ModuleRegistry::load(&config.assets.smartmodules()?)?;
+        let settings = config.processor()?;
         let chain = modules.build_chain(&settings.chain, None)?;
-        let rules = load_rules(&settings.rules_dir, &settings.rule_overrides)?;
-        let iocs = IocSet::load_dir(&settings.ioc_dir)?;
+        let rules = load_rules(&settings.rules, &settings.rule_overrides)?;
+        let iocs = IocSet::load(&settings.indicators)?;
         Ok(Evaluator {
             chain,
             rules,
@@ -728,8 +727,11 @@ pub fn print(report: &Report, verbose: bool) {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    let mapping = Mapping::load(&args.mapping.clone().unwrap_or_else(Mapping::default_path))?;
-    let mut evaluator = Evaluator::new(&args.paths, mapping)?;
+    let mapping = match &args.mapping {
+        Some(path) => Mapping::load(path)?,
+        None => Mapping::crowdsec_hub()?,
+    };
+    let mut evaluator = Evaluator::new(&args.config.load()?, mapping)?;
     let report = evaluator.run(&args.corpus, args.only.as_deref())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -1,5 +1,5 @@
-//! `soc eval-triage`: the labelled hub corpus through the model. Every in-scope test's alerts
-//! are raised as `soc eval` raises them, labelled by the scoring (an expected attack, or a
+//! `soc-dev eval-triage`: the labelled hub corpus through the model. Every in-scope test's alerts
+//! are raised as `soc-dev eval` raises them, labelled by the scoring (an expected attack, or a
 //! spurious alert), triaged by the configured model exactly as the processor would (batches,
 //! cache, limits), and the verdicts compared with the labels. Without an API key it says so
 //! and sends nothing.
@@ -27,7 +27,7 @@ pub struct EvalTriageArgs {
     #[arg(long, default_value_t = 900)]
     pub max_secs: u64,
     #[command(flatten)]
-    pub paths: crate::CommonPaths,
+    pub config: soc::settings::ConfigArgs,
 }
 
 /// Whether the model agrees with the label: attacks should be true positives or suspicious,
@@ -51,10 +51,10 @@ pub struct Summary {
 }
 
 pub async fn run(args: EvalTriageArgs) -> Result<Option<Summary>> {
-    let config = crate::paths::config_dir(&args.paths)?;
-    let settings = crate::embedded::triage_settings(&config, &args.paths)?;
+    let config = args.config.load()?;
+    let settings = config.triage.clone();
     if !settings.enabled {
-        println!("LLM triage is disabled (triage.yaml or --no-llm): nothing to evaluate.");
+        println!("LLM triage is disabled (triage.enabled or --no-llm): nothing to evaluate.");
         return Ok(None);
     }
     if settings.needs_key_and_has_none() {
@@ -64,7 +64,7 @@ pub async fn run(args: EvalTriageArgs) -> Result<Option<Summary>> {
         );
         return Ok(None);
     }
-    let mut eval = Evaluator::new(&args.paths, Mapping::load(&Mapping::default_path())?)?;
+    let mut eval = Evaluator::new(&config, Mapping::crowdsec_hub()?)?;
     let labelled = eval
         .labelled_alerts(&args.corpus, args.only.as_deref())
         .context("raising the corpus's alerts")?;
@@ -86,8 +86,7 @@ pub async fn run(args: EvalTriageArgs) -> Result<Option<Summary>> {
     }
 
     let stats = Arc::new(TriageStats::default());
-    let (handle, worker) =
-        TriageHandle::new(settings.clone(), stats.clone()).map_err(anyhow::Error::msg)?;
+    let (handle, worker) = TriageHandle::new(settings.clone(), stats.clone())?;
     let worker = worker.context("triage worker")?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (stop, stop_rx) = watch::channel(false);

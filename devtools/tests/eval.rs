@@ -1,7 +1,7 @@
-//! The detections against the CrowdSec hub's tests (`soc eval`): recall and precision on the
+//! The detections against the CrowdSec hub's tests (`soc-dev eval`): recall and precision on the
 //! in-scope log types must not fall below what they have reached.
 
-use soc::eval::{Evaluator, Mapping};
+use soc_devtools::eval::{Evaluator, Mapping};
 use std::path::Path;
 
 /// Floor of the in-scope precision over every alert, parser tests' alerts included
@@ -29,10 +29,10 @@ fn hub_scores_do_not_regress() {
         eprintln!("skipped: {} not found", corpus.display());
         return;
     }
-    let mapping = Mapping::load(&Mapping::default_path()).expect("mapping");
-    let mut eval = Evaluator::new(&soc::CommonPaths::default(), mapping).expect("evaluator");
+    let mapping = Mapping::crowdsec_hub().expect("mapping");
+    let mut eval = Evaluator::new(&soc::settings::Settings::default(), mapping).expect("evaluator");
     let report = eval.run(&corpus, None).expect("eval runs");
-    soc::eval::print(&report, false);
+    soc_devtools::eval::print(&report, false);
     let mut failures = Vec::new();
     for (name, min_recall, min_precision) in FLOORS {
         let score = if *name == "in scope" {

@@ -1,17 +1,18 @@
-//! `soc bench`: three measurements on this machine.
+//! `soc-dev bench`: three measurements on this machine.
 //!
 //! 1. Raw lines/s through the normalize+filter wasm chain on one thread, per log type and mixed.
 //! 2. Raw lines/s through the whole embedded pipeline (produce, chain, rules, checkpoint).
 //! 3. Latency from a line entering the raw topic to its alert reaching a WebSocket client,
 //!    p50/p99, at a fixed input rate.
 
-use crate::{embedded, paths, CommonPaths};
 use anyhow::{Context, Result};
 use chrono::Utc;
 use clap::Args;
 use futures_util::StreamExt;
+use soc::embedded;
+use soc::settings::{ConfigArgs, Settings};
 use soc_core::stream::chain::ModuleRegistry;
-use soc_core::stream::config::chain_from_dir;
+use soc_core::stream::config::chain_from;
 use soc_core::stream::{topics, LogStream, ProduceRecord, Record};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -31,7 +32,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10)]
     duration_secs: u64,
     #[command(flatten)]
-    paths: CommonPaths,
+    config: ConfigArgs,
 }
 
 fn syslog_time() -> String {
@@ -156,7 +157,7 @@ fn rules_rate(
     registry: &ModuleRegistry,
     chain: &[soc_core::stream::ChainStep],
     lines: &[String],
-    paths: &CommonPaths,
+    settings: &Settings,
 ) -> Result<(f64, usize)> {
     let mut c = registry.build_chain(chain, None)?;
     let mut events = Vec::with_capacity(lines.len());
@@ -168,9 +169,9 @@ fn rules_rate(
             ));
         }
     }
-    let settings = embedded::processor_settings(paths)?;
-    let rules = soc_processor::rules::load_rules(&settings.rules_dir, &settings.rule_overrides)?;
-    let mut detector = soc_processor::rules::threshold::Detector::new(rules);
+    let rules =
+        soc_processor::rules::load_rules(&settings.assets.rules()?, &settings.rules.overrides)?;
+    let mut detector = soc_processor::rules::detector::Detector::new(rules);
     let now = Utc::now();
     let start = Instant::now();
     let mut raised = 0;
@@ -202,8 +203,9 @@ fn rss_mb() -> Option<f64> {
 }
 
 pub async fn run(args: BenchArgs) -> Result<()> {
-    let registry = ModuleRegistry::load_dir(&paths::smartmodules_dir(&args.paths)?)?;
-    let chain = chain_from_dir(&paths::config_dir(&args.paths)?)?;
+    let settings = args.config.load()?;
+    let registry = ModuleRegistry::load(&settings.assets.smartmodules()?)?;
+    let chain = chain_from(&settings.assets.deployment()?)?;
 
     println!("## chain: normalize + filter (wasm, one thread, batches of 1000)");
     let mut mixed = Vec::with_capacity(args.lines);
@@ -227,10 +229,14 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     );
 
     println!("\n## rules: the processor's detector alone (one thread, normalized events)");
-    let (r2, c2, m2) = (registry.clone(), chain.clone(), mixed.clone());
+    let (r2, c2, m2, s2) = (
+        registry.clone(),
+        chain.clone(),
+        mixed.clone(),
+        settings.clone(),
+    );
     let (rules_rate, raised) =
-        tokio::task::spawn_blocking(move || rules_rate(&r2, &c2, &m2, &CommonPaths::default()))
-            .await??;
+        tokio::task::spawn_blocking(move || rules_rate(&r2, &c2, &m2, &s2)).await??;
     println!(
         "{:>20}: {rules_rate:>10.0} events/s ({raised} alert revisions)",
         "mixed"
@@ -271,15 +277,19 @@ async fn start_pipeline(
 ) -> Result<(embedded::Pipeline, watch::Sender<bool>)> {
     let (tx, rx) = watch::channel(false);
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let mut options = embedded::Options::local(dir, listener, rx);
+    options.settings = Settings {
+        data_dir: dir.to_path_buf(),
+        ..args.config.load()?
+    };
     let pipeline = embedded::start(embedded::Options {
-        paths: args.paths.clone(),
         // Measured without a model: alerts carry the deterministic verdict, as they do
-        // before a model answers (`soc bench-triage` measures the model side).
+        // before a model answers (`soc-dev bench-triage` measures the model side).
         triage: Some(soc_processor::triage::TriageSettings {
             enabled: false,
             ..Default::default()
         }),
-        ..embedded::Options::local(dir, listener, rx)
+        ..options
     })
     .await?;
     Ok((pipeline, tx))

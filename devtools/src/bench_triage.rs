@@ -1,13 +1,14 @@
-//! `soc bench-triage`: an attack storm through the embedded pipeline with LLM triage on,
+//! `soc-dev bench-triage`: an attack storm through the embedded pipeline with LLM triage on,
 //! against a local OpenAI-compatible server limited like Groq's free tier. Reports model
 //! calls, tokens, verdicts by path, and whether any alert waited for the model or was lost.
 
 use crate::fake_llm::FakeLlm;
-use crate::{embedded, CommonPaths};
 use anyhow::{Context, Result};
 use chrono::Utc;
 use clap::Args;
 use sea_orm::EntityTrait;
+use soc::embedded;
+use soc::settings::{ConfigArgs, Settings};
 use soc_core::db::{alert, llm_call};
 use soc_core::stream::{topics, ConsumerSpec, LogStream, ProduceRecord, StartFrom};
 use soc_core::Alert;
@@ -39,7 +40,7 @@ pub struct TriageBenchArgs {
     #[arg(long, default_value_t = 180)]
     drain_secs: u64,
     #[command(flatten)]
-    paths: CommonPaths,
+    config: ConfigArgs,
 }
 
 fn storm(sources: usize) -> Vec<String> {
@@ -123,10 +124,14 @@ pub async fn run(args: TriageBenchArgs) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let (stop, shutdown) = watch::channel(false);
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let mut options = embedded::Options::local(dir.path(), listener, shutdown);
+    options.settings = Settings {
+        data_dir: dir.path().to_path_buf(),
+        ..args.config.load()?
+    };
     let pipeline = embedded::start(embedded::Options {
-        paths: args.paths.clone(),
         triage: Some(triage),
-        ..embedded::Options::local(dir.path(), listener, shutdown)
+        ..options
     })
     .await?;
     let ready_by = Instant::now() + Duration::from_secs(60);

@@ -1,0 +1,42 @@
+//! Developer commands kept out of the shipping `soc` binary: throughput and latency
+//! benchmarks, the detection and triage evaluations against third-party corpora, and a
+//! local server that speaks the OpenAI chat protocol with Groq's free-tier limits.
+
+pub mod bench;
+pub mod bench_triage;
+pub mod eval;
+pub mod eval_triage;
+pub mod fake_llm;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "soc-dev", version, about = "Developer tools for soc")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Measure chain throughput, pipeline throughput and line-to-WebSocket latency.
+    Bench(bench::BenchArgs),
+    /// Replay an attack storm with LLM triage on, against a local server limited like Groq's
+    /// free tier: model calls, tokens, verdicts by path, alerts delayed and lost.
+    BenchTriage(bench_triage::TriageBenchArgs),
+    /// Score the detections against the CrowdSec hub's tests (e.g. ../shared/corpora/crowdsec-hub).
+    Eval(eval::EvalArgs),
+    /// Triage the hub corpus's alerts with the configured model and compare the verdicts
+    /// with the labels (needs GROQ_API_KEY for Groq; says so and exits without it).
+    EvalTriage(eval_triage::EvalTriageArgs),
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Bench(args) => bench::run(args).await,
+        Command::BenchTriage(args) => bench_triage::run(args).await,
+        Command::Eval(args) => eval::run(args),
+        Command::EvalTriage(args) => eval_triage::run(args).await.map(|_| ()),
+    }
+}
