@@ -100,8 +100,8 @@ pub fn chain_from(config: &Assets) -> Result<Vec<ChainStep>> {
 mod tests {
     use super::*;
 
-    fn config_dir() -> Assets {
-        Assets::Dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../fluvio-config"))
+    fn config_dir() -> crate::assets::Assets {
+        crate::stream::shipped::deployment()
     }
 
     #[test]
