@@ -98,6 +98,17 @@ pub struct ConfigCmd {
     pub example: bool,
 }
 
+/// Logs to stderr, filtered by `SOC_LOG` (default `info`, quieter sqlx and fluvio).
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SOC_LOG")
+                .unwrap_or_else(|_| "info,sqlx=warn,fluvio=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 pub fn shutdown_on_ctrl_c() -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
