@@ -7,6 +7,8 @@ pub mod triage;
 
 #[cfg(feature = "assets")]
 pub mod assets;
+#[cfg(feature = "clock")]
+pub mod clock;
 #[cfg(feature = "db")]
 pub mod db;
 #[cfg(feature = "stream")]

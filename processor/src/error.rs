@@ -3,20 +3,23 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A rule file is unreadable or invalid: fail at startup, naming the file.
-    #[error("rule {}: {reason}", file.display())]
-    Rule { file: PathBuf, reason: String },
+    #[error("rule {}: {source}", file.display())]
+    Rule {
+        file: PathBuf,
+        source: crate::rules::RuleError,
+    },
     /// An indicator list has a bad line: fail at startup, naming file and line.
-    #[error("indicator list {}:{line}: {reason}", file.display())]
+    #[error("indicator list {}:{}: {}", file.display(), source.line, source.kind)]
     Ioc {
         file: PathBuf,
-        line: usize,
-        reason: String,
+        source: crate::ioc::IocError,
     },
+    /// Configuration tunes a rule that does not exist: a typo must not silently do nothing.
+    #[error("configuration overrides unknown rule `{id}`")]
+    UnknownRule { id: String },
     /// A shipped or configured file set cannot be read.
     #[error(transparent)]
     Asset(#[from] soc_core::assets::AssetError),
-    #[error("configuration: {0}")]
-    Config(String),
     #[error(transparent)]
     Triage(#[from] crate::triage::TriageError),
     /// A task of the processor panicked: a bug, reported with its message.
@@ -26,8 +29,11 @@ pub enum Error {
     #[error("{task} was cancelled")]
     Cancelled { task: &'static str },
     /// Stored state the processor wrote cannot be read back: refuse to guess.
-    #[error("stored {what} is unreadable: {reason}")]
-    Corrupt { what: String, reason: String },
+    #[error("stored {what} is unreadable: {source}")]
+    Corrupt {
+        what: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The database refused or is unreachable; the batch is retried from its checkpoint.
     #[error("database: {0}")]
     Database(#[from] sea_orm::DbErr),

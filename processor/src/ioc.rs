@@ -9,7 +9,7 @@
 //! an alert, and any other alert raised by that event is raised one severity level.
 
 use crate::error::{Error, Result};
-use crate::net::{in_network, parse_cidr, parse_ip};
+use crate::net::{in_network, parse_cidr, parse_ip, CidrError};
 use ipnet::IpNet;
 use serde_json::{json, Value};
 use soc_core::assets::Assets;
@@ -71,6 +71,28 @@ impl Hit {
     }
 }
 
+/// A bad line of an indicator list, by its 1-based number.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("line {line}: {kind}")]
+pub struct IocError {
+    pub line: usize,
+    pub kind: IocErrorKind,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IocErrorKind {
+    #[error("`{0}`: expected `<type> <value>`")]
+    NoValue(String),
+    #[error("`{0}`: not an IP address")]
+    NotAnIp(String),
+    #[error("`{value}`: {source}")]
+    Cidr { value: String, source: CidrError },
+    #[error("`{value}`: not a {kind} hash")]
+    NotAHash { value: String, kind: &'static str },
+    #[error("unknown indicator type `{0}` (ip, cidr, domain, md5, sha1, sha256, user_agent)")]
+    UnknownType(String),
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct IocSet {
     ips: HashMap<IpAddr, Indicator>,
@@ -106,10 +128,9 @@ impl IocSet {
             }
             set_out
                 .add_list(f.stem(), &f.text())
-                .map_err(|(line, reason)| Error::Ioc {
+                .map_err(|source| Error::Ioc {
                     file: set.describe(&f.name),
-                    line,
-                    reason,
+                    source,
                 })?;
         }
         Ok(set_out)
@@ -124,8 +145,9 @@ impl IocSet {
     }
 
     /// Parse one list; an error names the line.
-    pub fn add_list(&mut self, list: &str, text: &str) -> std::result::Result<(), (usize, String)> {
+    pub fn add_list(&mut self, list: &str, text: &str) -> std::result::Result<(), IocError> {
         for (n, raw) in text.lines().enumerate() {
+            let bad = |kind| IocError { line: n + 1, kind };
             let line = raw.split(" #").next().unwrap_or_default().trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -133,20 +155,25 @@ impl IocSet {
             let (kind, value) = line
                 .split_once(char::is_whitespace)
                 .map(|(k, v)| (k, v.trim()))
-                .ok_or((n + 1, format!("`{line}`: expected `<type> <value>`")))?;
+                .ok_or_else(|| bad(IocErrorKind::NoValue(line.to_string())))?;
             let ind = |kind: &'static str, value: String| Indicator {
                 kind,
                 value,
                 list: list.to_string(),
             };
-            let bad = |why: &str| (n + 1, format!("`{value}`: {why}"));
             match kind {
                 "ip" => {
-                    let ip = parse_ip(value).ok_or_else(|| bad("not an IP address"))?;
+                    let ip =
+                        parse_ip(value).ok_or_else(|| bad(IocErrorKind::NotAnIp(value.into())))?;
                     self.ips.insert(ip, ind("ip", value.to_string()));
                 }
                 "cidr" => {
-                    let net = parse_cidr(value).map_err(|e| bad(&e))?;
+                    let net = parse_cidr(value).map_err(|source| {
+                        bad(IocErrorKind::Cidr {
+                            value: value.into(),
+                            source,
+                        })
+                    })?;
                     self.cidrs.push((net, ind("cidr", value.to_string())));
                 }
                 "domain" => {
@@ -154,32 +181,25 @@ impl IocSet {
                     self.domains.insert(d.clone(), ind("domain", d));
                 }
                 "md5" | "sha1" | "sha256" => {
-                    let want = match kind {
-                        "md5" => 32,
-                        "sha1" => 40,
-                        _ => 64,
+                    let (kind, want) = match kind {
+                        "md5" => ("md5", 32),
+                        "sha1" => ("sha1", 40),
+                        _ => ("sha256", 64),
                     };
                     if value.len() != want || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
-                        return Err(bad(&format!("not a {kind} hash")));
+                        return Err(bad(IocErrorKind::NotAHash {
+                            value: value.into(),
+                            kind,
+                        }));
                     }
                     let h = value.to_lowercase();
-                    let kind = match kind {
-                        "md5" => "md5",
-                        "sha1" => "sha1",
-                        _ => "sha256",
-                    };
                     self.hashes.insert(h.clone(), ind(kind, h));
                 }
                 "user_agent" => {
                     self.user_agents
                         .push((value.to_lowercase(), ind("user_agent", value.to_string())));
                 }
-                other => {
-                    return Err((
-                        n + 1,
-                        format!("unknown indicator type `{other}` (ip, cidr, domain, md5, sha1, sha256, user_agent)"),
-                    ))
-                }
+                other => return Err(bad(IocErrorKind::UnknownType(other.to_string()))),
             }
         }
         Ok(())
@@ -317,7 +337,8 @@ mod tests {
         let err = s
             .add_list("x", "ip 1.2.3.4\nip nope\n")
             .expect_err("bad ip");
-        assert_eq!(err.0, 2);
+        assert_eq!(err.line, 2);
+        assert!(err.to_string().contains("nope"), "{err}");
         assert!(s.add_list("x", "md5 abc").is_err());
         assert!(s.add_list("x", "url http://x").is_err());
         assert!(s.add_list("x", "cidr 10.0.0.0/33").is_err());

@@ -17,14 +17,29 @@ pub fn parse_ip(s: &str) -> Option<IpAddr> {
     s.parse().ok().map(canonical)
 }
 
+/// Why a network was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CidrError {
+    #[error("cidr needs a prefix length")]
+    NoPrefix,
+    #[error("bad network `{0}`")]
+    BadNetwork(String),
+    #[error("bad prefix length `{0}`")]
+    BadPrefix(String),
+    #[error("prefix /{0} is too long")]
+    PrefixTooLong(u8),
+}
+
 /// `net/prefix`, e.g. `198.51.100.0/24`; host bits are cleared (`10.1.2.3/8` is `10.0.0.0/8`).
-pub fn parse_cidr(s: &str) -> Result<IpNet, String> {
-    let (net, prefix) = s.split_once('/').ok_or("cidr needs a prefix length")?;
-    let addr = parse_ip(net).ok_or_else(|| format!("bad network `{net}`"))?;
-    let prefix: u8 = prefix.parse().map_err(|_| "bad prefix length")?;
+pub fn parse_cidr(s: &str) -> Result<IpNet, CidrError> {
+    let (net, prefix) = s.split_once('/').ok_or(CidrError::NoPrefix)?;
+    let addr = parse_ip(net).ok_or_else(|| CidrError::BadNetwork(net.to_string()))?;
+    let prefix: u8 = prefix
+        .parse()
+        .map_err(|_| CidrError::BadPrefix(prefix.to_string()))?;
     IpNet::new(addr, prefix)
         .map(|n| n.trunc())
-        .map_err(|_| format!("prefix /{prefix} is too long"))
+        .map_err(|_| CidrError::PrefixTooLong(prefix))
 }
 
 /// Does `ip` fall in `net`? IPv4-mapped IPv6 addresses count as IPv4.

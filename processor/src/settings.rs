@@ -43,7 +43,7 @@ pub struct ProcessorSettings {
     pub triage: crate::triage::TriageSettings,
     /// Times triage's batching, caching, rate limits, breaker and retries (tests run it fast).
     #[serde(skip)]
-    pub clock: crate::clock::Clock,
+    pub clock: soc_core::clock::Clock,
 }
 
 fn default_consumer_id() -> String {
@@ -90,7 +90,7 @@ impl Default for ProcessorSettings {
             batch_max_records: default_batch_max_records(),
             batch_wait_ms: default_batch_wait_ms(),
             triage: crate::triage::TriageSettings::default(),
-            clock: crate::clock::Clock::System,
+            clock: soc_core::clock::Clock::System,
         }
     }
 }

@@ -50,7 +50,7 @@ impl Store {
         row.map(|r| {
             let unpublished = serde_json::from_str(&r.unpublished).map_err(|e| Error::Corrupt {
                 what: format!("checkpoint of {consumer}/{partition} (unpublished alerts)"),
-                reason: e.to_string(),
+                source: e.into(),
             })?;
             Ok(Checkpoint {
                 next_offset: r.next_offset.max(0) as u64,
@@ -90,7 +90,7 @@ impl Store {
                 let id = m.id.clone();
                 Alert::try_from(m).map_err(|e| Error::Corrupt {
                     what: format!("alert {id}"),
-                    reason: e.to_string(),
+                    source: e.into(),
                 })
             })
             .collect()

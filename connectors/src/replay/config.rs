@@ -1,3 +1,4 @@
+use soc_core::clock::Clock;
 use std::path::PathBuf;
 
 /// Configuration of a file replay.
@@ -13,6 +14,8 @@ pub struct ReplayConfig {
     pub lines_per_sec: Option<u64>,
     /// Resume after the file's last checkpoint instead of from the start.
     pub resume: bool,
+    /// Paces `lines_per_sec`.
+    pub clock: Clock,
 }
 
 impl ReplayConfig {
@@ -23,6 +26,7 @@ impl ReplayConfig {
             batch_lines: default_batch_lines(),
             lines_per_sec: None,
             resume: true,
+            clock: Clock::System,
         }
     }
 }

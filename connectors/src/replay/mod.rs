@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncSeekExt, BufReader};
 use tracing::info;
 
+/// How often a long replay logs its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplayReport {
     /// Lines produced by this run.
@@ -52,7 +55,8 @@ pub async fn replay(stream: &dyn LogStream, config: &ReplayConfig) -> Result<Rep
     let mut lines = 0u64;
     let mut batch: Vec<ProduceRecord> = Vec::with_capacity(config.batch_lines);
     let mut buf = Vec::with_capacity(4096);
-    let started = Instant::now();
+    let started = config.clock.now();
+    let mut last_progress = started;
     loop {
         buf.clear();
         let n = reader.read_until(b'\n', &mut buf).await.map_err(io_err)?;
@@ -74,6 +78,17 @@ pub async fn replay(stream: &dyn LogStream, config: &ReplayConfig) -> Result<Rep
         if batch.len() >= config.batch_lines {
             lines += flush(stream, config, &mut batch, &name, position).await?;
             pace(config, lines, started).await;
+            if config.clock.since(last_progress) >= PROGRESS_EVERY {
+                last_progress = config.clock.now();
+                let secs = config.clock.since(started).as_secs_f64().max(1e-3);
+                info!(
+                    file = %config.path.display(),
+                    lines,
+                    lines_per_sec = (lines as f64 / secs).round(),
+                    position,
+                    "replay progress"
+                );
+            }
         }
     }
     lines += flush(stream, config, &mut batch, &name, position).await?;
@@ -118,8 +133,50 @@ async fn flush(
 async fn pace(config: &ReplayConfig, lines: u64, started: Instant) {
     if let Some(rate) = config.lines_per_sec.filter(|r| *r > 0) {
         let due = Duration::from_secs_f64(lines as f64 / rate as f64);
-        if let Some(wait) = due.checked_sub(started.elapsed()) {
-            tokio::time::sleep(wait).await;
+        if let Some(wait) = due.checked_sub(config.clock.since(started)) {
+            config.clock.sleep(wait).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use soc_core::clock::Clock;
+    use soc_core::stream::embedded::EmbeddedLog;
+    use soc_core::stream::TopicSpec;
+
+    #[tokio::test]
+    async fn the_rate_limit_holds_on_the_clock_it_is_given() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("in.log");
+        let text: String = (0..2_000).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&file, text).expect("write");
+        let log = EmbeddedLog::open(&dir.path().join("log.redb"), None).expect("log");
+        log.ensure_topic(&TopicSpec {
+            name: soc_core::stream::topics::RAW_LOGS.into(),
+            partitions: 1,
+            retention_secs: None,
+        })
+        .await
+        .expect("topic");
+        // 2,000 lines at 500 a second take four seconds of the clock's time; at a hundred
+        // times real speed that is 40 ms of real time.
+        let clock = Clock::fast(100);
+        let mut config = ReplayConfig::new(&file);
+        config.batch_lines = 100;
+        config.lines_per_sec = Some(500);
+        config.clock = clock;
+        let t0 = clock.now();
+        let real = Instant::now();
+        let report = replay(&log, &config).await.expect("replay");
+        assert_eq!(report.lines, 2_000);
+        let paced = clock.since(t0);
+        assert!(paced >= Duration::from_millis(3_800), "{paced:?}");
+        assert!(
+            real.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            real.elapsed()
+        );
     }
 }

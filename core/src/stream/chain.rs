@@ -42,10 +42,7 @@ impl ModuleRegistry {
             .map(|f| (f.stem().to_string(), f.data.into_owned()))
             .collect();
         if loaded.is_empty() {
-            return Err(StreamError::Config(format!(
-                "{} holds no SmartModule (*.wasm)",
-                modules.origin()
-            )));
+            return Err(StreamError::NoModules(modules.origin()));
         }
         Ok(ModuleRegistry {
             engine: SmartEngine::new(),

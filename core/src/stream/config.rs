@@ -1,7 +1,7 @@
 //! Deployment files shared by both backends (`fluvio-config/`, embedded in the binary): topics in Fluvio's topic
 //! YAML (`fluvio topic create --config`) and the processor's SmartModule chain.
 
-use super::{ChainStep, Result, StreamError, TopicSpec};
+use super::{ChainStep, DeploymentError, Result, StreamError, TopicSpec};
 use crate::assets::Assets;
 use serde::Deserialize;
 use std::path::Path;
@@ -55,11 +55,14 @@ pub fn parse_duration_secs(s: &str) -> Option<u64> {
 
 /// Parse one topic file; `path` names it in errors.
 pub fn parse_topic(text: &str, path: &Path) -> Result<TopicSpec> {
-    let bad = |reason: String| StreamError::Config(format!("{}: {reason}", path.display()));
-    let f: TopicFile = serde_norway::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let bad = |source: DeploymentError| StreamError::Deployment {
+        path: path.to_path_buf(),
+        source,
+    };
+    let f: TopicFile = serde_norway::from_str(text).map_err(|e| bad(e.into()))?;
     let retention_secs = match f.retention.and_then(|r| r.time) {
         Some(t) => {
-            Some(parse_duration_secs(&t).ok_or_else(|| bad(format!("bad retention time `{t}`")))?)
+            Some(parse_duration_secs(&t).ok_or_else(|| bad(DeploymentError::RetentionTime(t)))?)
         }
         None => None,
     };
@@ -88,11 +91,14 @@ struct ChainFile {
 /// The processor's chain from `chain.yaml` of the deployment config.
 pub fn chain_from(config: &Assets) -> Result<Vec<ChainStep>> {
     let path = config.describe("chain.yaml");
+    let bad = |source: DeploymentError| StreamError::Deployment {
+        path: path.clone(),
+        source,
+    };
     let f = config
         .file("chain.yaml")?
-        .ok_or_else(|| StreamError::Config(format!("{}: missing", path.display())))?;
-    let chain: ChainFile = serde_norway::from_str(&f.text())
-        .map_err(|e| StreamError::Config(format!("{}: {e}", path.display())))?;
+        .ok_or_else(|| bad(DeploymentError::Missing))?;
+    let chain: ChainFile = serde_norway::from_str(&f.text()).map_err(|e| bad(e.into()))?;
     Ok(chain.chain)
 }
 

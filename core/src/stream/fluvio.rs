@@ -12,8 +12,8 @@
 //! after the flush (at-least-once for a restarted replay).
 
 use super::{
-    Checkpoint, Consumer, ConsumerSpec, LogStream, ProduceRecord, Record, Result, StartFrom,
-    StreamError, TopicSpec,
+    Checkpoint, Consumer, ConsumerSpec, DeploymentError, LogStream, ProduceRecord, Record, Result,
+    StartFrom, StreamError, TopicSpec,
 };
 use crate::assets::Assets;
 use async_trait::async_trait;
@@ -75,12 +75,13 @@ impl FluvioStream {
         let mut created = Vec::new();
         let admin = self.client.admin().await;
         for f in config.files_with_extension("topics", &["yaml", "yml"])? {
-            let cfg: TopicConfig = f.text().parse().map_err(|e| {
-                StreamError::Config(format!(
-                    "{}: {e:#}",
-                    config.describe(&format!("topics/{}", f.name)).display()
-                ))
-            })?;
+            let cfg = f
+                .text()
+                .parse::<TopicConfig>()
+                .map_err(|e| StreamError::Deployment {
+                    path: config.describe(&format!("topics/{}", f.name)),
+                    source: DeploymentError::Cluster(e.into()),
+                })?;
             let name = cfg.meta.name.clone();
             match admin
                 .create(name.clone(), false, FluvioTopicSpec::from(cfg))
@@ -252,7 +253,7 @@ impl LogStream for FluvioStream {
         }
         let config = builder
             .build()
-            .map_err(|e| StreamError::Config(e.to_string()))?;
+            .map_err(|e| StreamError::Consumer(e.into()))?;
         let stream = self
             .client
             .consumer_with_config(config)

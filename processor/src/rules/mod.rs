@@ -8,13 +8,37 @@ pub mod sigma;
 
 use crate::error::{Error, Result};
 use crate::fields::{key_string, lookup};
-pub use detection::Detection;
+pub use detection::{Detection, DetectionError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+pub use sigma::SigmaError;
 use soc_core::assets::Assets;
 use soc_core::Severity;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// Why a rule file was refused; the loader reports it with the file's name.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error("cannot read: {0}")]
+    Read(#[from] std::io::Error),
+    #[error(transparent)]
+    Yaml(#[from] serde_norway::Error),
+    #[error(transparent)]
+    Sigma(#[from] SigmaError),
+    #[error("detection: {0}")]
+    Detection(#[from] DetectionError),
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
+    #[error("group_by needs at least one field")]
+    NoGroupBy,
+    #[error("`{0}` is not an ATT&CK technique id (T1234 or T1234.001)")]
+    NotATechnique(String),
+    #[error("id `{id}` must end with the file name `{stem}`")]
+    IdNotFileName { id: String, stem: String },
+    #[error("duplicate rule id `{0}`")]
+    DuplicateId(String),
+}
 
 /// Default window of a rule that sets none: matches closer than this are one incident.
 pub const DEFAULT_WINDOW_SECS: u64 = 300;
@@ -110,36 +134,28 @@ impl Rule {
         lookup(event, f).and_then(key_string)
     }
 
-    fn validate(&self, file: &Path) -> Result<()> {
-        let bad = |reason: String| Error::Rule {
-            file: file.to_path_buf(),
-            reason,
-        };
+    fn validate(&self, file: &Path) -> std::result::Result<(), RuleError> {
         if self.threshold == 0 {
-            return Err(bad("threshold must be at least 1".into()));
+            return Err(RuleError::Zero("threshold"));
         }
         if self.window_secs == 0 {
-            return Err(bad("window_secs must be at least 1".into()));
+            return Err(RuleError::Zero("window_secs"));
         }
         if self.group_by.is_empty() {
-            return Err(bad("group_by needs at least one field".into()));
+            return Err(RuleError::NoGroupBy);
         }
-        for t in &self.mitre {
-            if !is_technique_id(t) {
-                return Err(bad(format!(
-                    "`{t}` is not an ATT&CK technique id (T1234 or T1234.001)"
-                )));
-            }
+        if let Some(t) = self.mitre.iter().find(|t| !is_technique_id(t)) {
+            return Err(RuleError::NotATechnique(t.clone()));
         }
         let stem = file
             .file_stem()
             .and_then(|s| s.to_str())
             .unwrap_or_default();
         if self.id.rsplit('/').next() != Some(stem) {
-            return Err(bad(format!(
-                "id `{}` must end with the file name `{stem}`",
-                self.id
-            )));
+            return Err(RuleError::IdNotFileName {
+                id: self.id.clone(),
+                stem: stem.to_string(),
+            });
         }
         Ok(())
     }
@@ -169,7 +185,7 @@ pub fn rule_files(dir: &Path) -> Result<Vec<PathBuf>> {
     while let Some(d) = stack.pop() {
         let entries = std::fs::read_dir(&d).map_err(|e| Error::Rule {
             file: d.clone(),
-            reason: e.to_string(),
+            source: e.into(),
         })?;
         for entry in entries.flatten() {
             let p = entry.path();
@@ -190,25 +206,27 @@ pub fn rule_files(dir: &Path) -> Result<Vec<PathBuf>> {
 pub fn load_rule(path: &Path) -> Result<Rule> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::Rule {
         file: path.to_path_buf(),
-        reason: e.to_string(),
+        source: e.into(),
     })?;
     parse_rule(&text, path)
 }
 
 /// Parse a rule's text; `path` names it in errors and must match its id.
 pub fn parse_rule(text: &str, path: &Path) -> Result<Rule> {
-    let bad = |reason: String| Error::Rule {
+    parse_rule_text(text, path).map_err(|source| Error::Rule {
         file: path.to_path_buf(),
-        reason,
-    };
-    let doc: serde_norway::Value = serde_norway::from_str(text).map_err(|e| bad(e.to_string()))?;
+        source,
+    })
+}
+
+fn parse_rule_text(text: &str, path: &Path) -> std::result::Result<Rule, RuleError> {
+    let doc: serde_norway::Value = serde_norway::from_str(text)?;
     // Sigma rules are recognised by their `logsource`; native rules have none.
     let rule = if doc.get("logsource").is_some() {
-        sigma::from_sigma(&doc, path).map_err(bad)?
+        sigma::from_sigma(&doc, path)?
     } else {
-        let f: RuleFile = serde_norway::from_value(doc).map_err(|e| bad(e.to_string()))?;
-        let detection = Detection::parse(&f.detection, &|field| Some(field.to_string()))
-            .map_err(|e| bad(format!("detection: {e}")))?;
+        let f: RuleFile = serde_norway::from_value(doc)?;
+        let detection = Detection::parse(&f.detection, &|field| Some(field.to_string()))?;
         Rule {
             id: f.id,
             title: f.title,
@@ -255,7 +273,7 @@ pub fn load_rules(set: &Assets, overrides: &BTreeMap<String, RuleOverride>) -> R
         if rules.iter().any(|r| r.id == rule.id) {
             return Err(Error::Rule {
                 file: path,
-                reason: format!("duplicate rule id `{}`", rule.id),
+                source: RuleError::DuplicateId(rule.id),
             });
         }
         rules.push(rule);
@@ -264,7 +282,7 @@ pub fn load_rules(set: &Assets, overrides: &BTreeMap<String, RuleOverride>) -> R
         let rule = rules
             .iter_mut()
             .find(|r| &r.id == id)
-            .ok_or_else(|| Error::Config(format!("override for unknown rule `{id}`")))?;
+            .ok_or_else(|| Error::UnknownRule { id: id.clone() })?;
         if let Some(t) = o.threshold {
             rule.threshold = t.max(1);
         }

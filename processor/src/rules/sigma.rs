@@ -3,6 +3,7 @@
 //! tags the ATT&CK techniques. A rule whose fields or modifiers we cannot evaluate is refused
 //! at load, naming what is missing, rather than silently never matching.
 
+use super::detection::DetectionError;
 use super::{is_technique_id, Detection, Rule, RuleFormat, DEFAULT_WINDOW_SECS};
 use serde_norway::Value as Yaml;
 use soc_core::Severity;
@@ -77,13 +78,24 @@ fn map_field_for(field: &str, auditd: bool) -> Option<String> {
         .map(|(_, ecs)| (*ecs).to_string())
 }
 
-fn severity(level: Option<&str>) -> Result<Severity, String> {
+/// Why a Sigma rule was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SigmaError {
+    #[error("a Sigma rule needs a {0}")]
+    Missing(&'static str),
+    #[error("unknown Sigma level `{0}`")]
+    Level(String),
+    #[error("detection: {0}")]
+    Detection(#[from] DetectionError),
+}
+
+fn severity(level: Option<&str>) -> Result<Severity, SigmaError> {
     Ok(match level.unwrap_or("medium") {
         "informational" | "low" => Severity::Low,
         "medium" => Severity::Medium,
         "high" => Severity::High,
         "critical" => Severity::Critical,
-        other => return Err(format!("unknown Sigma level `{other}`")),
+        other => return Err(SigmaError::Level(other.to_string())),
     })
 }
 
@@ -102,19 +114,18 @@ fn techniques(tags: Option<&Yaml>) -> Vec<String> {
     out
 }
 
-pub fn from_sigma(doc: &Yaml, path: &Path) -> Result<Rule, String> {
+pub fn from_sigma(doc: &Yaml, path: &Path) -> Result<Rule, SigmaError> {
     let text = |k: &str| doc.get(k).and_then(Yaml::as_str).map(str::to_string);
-    let title = text("title").ok_or("a Sigma rule needs a title")?;
+    let title = text("title").ok_or(SigmaError::Missing("title"))?;
     let block = doc
         .get("detection")
-        .ok_or("a Sigma rule needs a detection")?;
+        .ok_or(SigmaError::Missing("detection"))?;
     let service = doc
         .get("logsource")
         .and_then(|l| l.get("service"))
         .and_then(Yaml::as_str);
     let auditd = service == Some("auditd");
-    let detection = Detection::parse(block, &|f| map_field_for(f, auditd))
-        .map_err(|e| format!("detection: {e}"))?;
+    let detection = Detection::parse(block, &|f| map_field_for(f, auditd))?;
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -200,7 +211,9 @@ tags:
             "title: t\nlogsource: {product: windows}\ndetection: {sel: {EventID: 4625}, condition: sel}\n",
         )
         .expect("yaml");
-        let err = from_sigma(&doc, Path::new("x.yml")).expect_err("refused");
+        let err = from_sigma(&doc, Path::new("x.yml"))
+            .expect_err("refused")
+            .to_string();
         assert!(err.contains("EventID"), "{err}");
     }
 }

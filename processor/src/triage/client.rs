@@ -4,10 +4,10 @@
 
 use super::limits::{RateLimitHeaders, RateLimiter};
 use super::settings::{Profile, TriageSettings};
-use crate::clock::Clock;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
+use soc_core::clock::Clock;
 use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 

@@ -8,6 +8,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter};
+use soc_core::clock::Clock;
 use soc_core::db::{alert, llm_call};
 use soc_core::stream::LogStream;
 use soc_core::Alert;
@@ -24,6 +25,7 @@ pub async fn write_updates(
     db: DatabaseConnection,
     stream: Arc<dyn LogStream>,
     topic: String,
+    clock: Clock,
 ) {
     let mut buf = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut buf, BATCH).await > 0 {
@@ -49,7 +51,7 @@ pub async fn write_updates(
                     warn!(alert = %a.id, error = %e, "could not store a verdict");
                     break;
                 };
-                tokio::time::sleep(delay).await;
+                clock.sleep(delay).await;
             }
         }
         if let Err(e) = publish(stream.as_ref(), &topic, &alerts).await {

@@ -5,6 +5,25 @@ use super::pattern::wildcard_match;
 use super::Selection;
 use std::collections::BTreeMap;
 
+/// Why a condition was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConditionError {
+    #[error("aggregations in conditions (`| count()`) are not supported: use the rule's threshold, group_by and window_secs")]
+    Aggregation,
+    #[error("missing `)` in condition")]
+    MissingParen,
+    #[error("expected `of` after `{0}`")]
+    ExpectedOf(String),
+    #[error("expected a selection pattern after `of`")]
+    ExpectedPattern,
+    #[error("`{0}` names no selection")]
+    NoSuchSelections(String),
+    #[error("condition names unknown selection `{0}`")]
+    UnknownSelection(String),
+    #[error("unexpected {token} in condition `{condition}`")]
+    Unexpected { token: String, condition: String },
+}
+
 #[derive(Debug, Clone)]
 pub(super) enum Expr {
     Sel(String),
@@ -23,6 +42,16 @@ enum Tok {
     Word(String),
     LParen,
     RParen,
+}
+
+impl std::fmt::Display for Tok {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Tok::Word(w) => write!(f, "`{w}`"),
+            Tok::LParen => f.write_str("`(`"),
+            Tok::RParen => f.write_str("`)`"),
+        }
+    }
 }
 
 fn tokenize(s: &str) -> Vec<Tok> {
@@ -50,6 +79,7 @@ fn tokenize(s: &str) -> Vec<Tok> {
 }
 
 struct CondParser<'a> {
+    text: &'a str,
     toks: Vec<Tok>,
     pos: usize,
     selections: &'a BTreeMap<String, Selection>,
@@ -58,26 +88,31 @@ struct CondParser<'a> {
 pub(super) fn parse_condition(
     text: &str,
     selections: &BTreeMap<String, Selection>,
-) -> Result<Expr, String> {
+) -> Result<Expr, ConditionError> {
     if text.contains('|') {
-        return Err("aggregations in conditions (`| count()`) are not supported: use the rule's threshold, group_by and window_secs".into());
+        return Err(ConditionError::Aggregation);
     }
     let mut p = CondParser {
+        text,
         toks: tokenize(text),
         pos: 0,
         selections,
     };
     let e = p.or()?;
-    if p.pos != p.toks.len() {
-        return Err(format!(
-            "unexpected `{:?}` in condition `{text}`",
-            p.toks[p.pos]
-        ));
+    if let Some(tok) = p.toks.get(p.pos) {
+        return Err(p.unexpected(Some(tok)));
     }
     Ok(e)
 }
 
 impl CondParser<'_> {
+    fn unexpected(&self, tok: Option<&Tok>) -> ConditionError {
+        ConditionError::Unexpected {
+            token: tok.map_or_else(|| "end".to_string(), Tok::to_string),
+            condition: self.text.to_string(),
+        }
+    }
+
     fn peek_word(&self) -> Option<&str> {
         match self.toks.get(self.pos) {
             Some(Tok::Word(w)) => Some(w.as_str()),
@@ -85,7 +120,7 @@ impl CondParser<'_> {
         }
     }
 
-    fn or(&mut self) -> Result<Expr, String> {
+    fn or(&mut self) -> Result<Expr, ConditionError> {
         let mut items = vec![self.and()?];
         while self.peek_word() == Some("or") {
             self.pos += 1;
@@ -98,7 +133,7 @@ impl CondParser<'_> {
         })
     }
 
-    fn and(&mut self) -> Result<Expr, String> {
+    fn and(&mut self) -> Result<Expr, ConditionError> {
         let mut items = vec![self.not()?];
         while self.peek_word() == Some("and") {
             self.pos += 1;
@@ -111,7 +146,7 @@ impl CondParser<'_> {
         })
     }
 
-    fn not(&mut self) -> Result<Expr, String> {
+    fn not(&mut self) -> Result<Expr, ConditionError> {
         if self.peek_word() == Some("not") {
             self.pos += 1;
             return Ok(Expr::Not(Box::new(self.not()?)));
@@ -119,13 +154,13 @@ impl CondParser<'_> {
         self.atom()
     }
 
-    fn atom(&mut self) -> Result<Expr, String> {
+    fn atom(&mut self) -> Result<Expr, ConditionError> {
         match self.toks.get(self.pos).cloned() {
             Some(Tok::LParen) => {
                 self.pos += 1;
                 let e = self.or()?;
                 if self.toks.get(self.pos) != Some(&Tok::RParen) {
-                    return Err("missing `)` in condition".into());
+                    return Err(ConditionError::MissingParen);
                 }
                 self.pos += 1;
                 Ok(e)
@@ -133,12 +168,12 @@ impl CondParser<'_> {
             Some(Tok::Word(w)) if w == "1" || w == "all" || w == "any" => {
                 self.pos += 1;
                 if self.peek_word() != Some("of") {
-                    return Err(format!("expected `of` after `{w}`"));
+                    return Err(ConditionError::ExpectedOf(w));
                 }
                 self.pos += 1;
                 let target = self
                     .peek_word()
-                    .ok_or("expected a selection pattern after `of`")?
+                    .ok_or(ConditionError::ExpectedPattern)?
                     .to_string();
                 self.pos += 1;
                 let names: Vec<String> = self
@@ -148,7 +183,7 @@ impl CondParser<'_> {
                     .cloned()
                     .collect();
                 if names.is_empty() {
-                    return Err(format!("`{target}` names no selection"));
+                    return Err(ConditionError::NoSuchSelections(target));
                 }
                 Ok(Expr::Of {
                     all: w == "all",
@@ -157,12 +192,12 @@ impl CondParser<'_> {
             }
             Some(Tok::Word(w)) if !matches!(w.as_str(), "and" | "or" | "not" | "of") => {
                 if !self.selections.contains_key(&w) {
-                    return Err(format!("condition names unknown selection `{w}`"));
+                    return Err(ConditionError::UnknownSelection(w));
                 }
                 self.pos += 1;
                 Ok(Expr::Sel(w))
             }
-            other => Err(format!("unexpected {other:?} in condition")),
+            other => Err(self.unexpected(other.as_ref())),
         }
     }
 }

@@ -11,8 +11,10 @@
 mod condition;
 mod pattern;
 
+pub use condition::ConditionError;
 use condition::{parse_condition, Expr};
 pub use pattern::wildcard_match;
+pub use pattern::PatternError;
 use pattern::{pattern, value_matches, Pattern};
 
 use crate::fields::lowercase;
@@ -46,7 +48,33 @@ struct FieldMatch {
 }
 
 /// Why a detection block was refused, for the loader to report with the file name.
-pub type ParseError = String;
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DetectionError {
+    #[error("detection must be a mapping")]
+    NotAMapping,
+    #[error("detection keys must be strings")]
+    NonStringKey,
+    #[error("condition must be one string")]
+    ConditionNotAString,
+    #[error("detection needs a condition")]
+    NoCondition,
+    #[error(transparent)]
+    Condition(#[from] ConditionError),
+    #[error("selection `{0}` must be a mapping, a list of mappings or a list of keywords")]
+    BadSelection(String),
+    #[error("selection `{0}`: bad keyword")]
+    BadKeyword(String),
+    #[error("selection `{0}`: field names must be strings")]
+    NonStringField(String),
+    #[error("selection `{selection}`: field `{field}` has no mapping to an event field")]
+    UnmappedField { selection: String, field: String },
+    #[error("selection `{selection}`, `{key}`: {source}")]
+    Value {
+        selection: String,
+        key: String,
+        source: PatternError,
+    },
+}
 
 impl Detection {
     /// Parse a Sigma-style `detection` mapping. `map_field` renames fields (Sigma taxonomy to
@@ -54,15 +82,15 @@ impl Detection {
     pub fn parse(
         block: &Yaml,
         map_field: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Detection, ParseError> {
+    ) -> Result<Detection, DetectionError> {
         let Yaml::Mapping(map) = block else {
-            return Err("detection must be a mapping".into());
+            return Err(DetectionError::NotAMapping);
         };
         let mut selections = BTreeMap::new();
         let mut condition = None;
         for (k, v) in map {
             let Some(name) = k.as_str() else {
-                return Err("detection keys must be strings".into());
+                return Err(DetectionError::NonStringKey);
             };
             match name {
                 "condition" => {
@@ -70,9 +98,9 @@ impl Detection {
                         Yaml::String(s) => s.clone(),
                         Yaml::Sequence(items) if items.len() == 1 => items[0]
                             .as_str()
-                            .ok_or("condition must be a string")?
+                            .ok_or(DetectionError::ConditionNotAString)?
                             .to_string(),
-                        _ => return Err("condition must be one string".into()),
+                        _ => return Err(DetectionError::ConditionNotAString),
                     };
                     condition = Some(text);
                 }
@@ -84,7 +112,7 @@ impl Detection {
                 }
             }
         }
-        let text = condition.ok_or("detection needs a condition")?;
+        let text = condition.ok_or(DetectionError::NoCondition)?;
         let condition = parse_condition(&text, &selections)?;
         Ok(Detection {
             selections,
@@ -165,7 +193,7 @@ fn parse_selection(
     name: &str,
     v: &Yaml,
     map_field: &dyn Fn(&str) -> Option<String>,
-) -> Result<Selection, ParseError> {
+) -> Result<Selection, DetectionError> {
     match v {
         Yaml::Mapping(_) => Ok(Selection::Maps(vec![parse_map(name, v, map_field)?])),
         Yaml::Sequence(items) if items.iter().all(|i| matches!(i, Yaml::Mapping(_))) => {
@@ -178,7 +206,7 @@ fn parse_selection(
         Yaml::Sequence(items) => {
             let mut pats = Vec::new();
             for i in items {
-                let s = scalar(i).ok_or_else(|| format!("selection `{name}`: bad keyword"))?;
+                let s = scalar(i).ok_or_else(|| DetectionError::BadKeyword(name.to_string()))?;
                 pats.push(Pattern::Contains {
                     value: s.to_lowercase(),
                     cased: false,
@@ -190,9 +218,7 @@ fn parse_selection(
             value: s.to_lowercase(),
             cased: false,
         }])),
-        _ => Err(format!(
-            "selection `{name}` must be a mapping, a list of mappings or a list of keywords"
-        )),
+        _ => Err(DetectionError::BadSelection(name.to_string())),
     }
 }
 
@@ -209,19 +235,20 @@ fn parse_map(
     name: &str,
     v: &Yaml,
     map_field: &dyn Fn(&str) -> Option<String>,
-) -> Result<Vec<FieldMatch>, ParseError> {
+) -> Result<Vec<FieldMatch>, DetectionError> {
     let Yaml::Mapping(map) = v else {
-        return Err(format!("selection `{name}` must be a mapping"));
+        return Err(DetectionError::BadSelection(name.to_string()));
     };
     let mut out = Vec::new();
     for (k, v) in map {
         let key = k
             .as_str()
-            .ok_or_else(|| format!("selection `{name}`: field names must be strings"))?;
+            .ok_or_else(|| DetectionError::NonStringField(name.to_string()))?;
         let mut parts = key.split('|');
         let field = parts.next().unwrap_or_default();
-        let mapped = map_field(field).ok_or_else(|| {
-            format!("selection `{name}`: field `{field}` has no mapping to an event field")
+        let mapped = map_field(field).ok_or_else(|| DetectionError::UnmappedField {
+            selection: name.to_string(),
+            field: field.to_string(),
         })?;
         let mods: Vec<&str> = parts.collect();
         let values: Vec<&Yaml> = match v {
@@ -231,9 +258,11 @@ fn parse_map(
         let all = mods.contains(&"all");
         let mut patterns = Vec::new();
         for val in values {
-            patterns.push(
-                pattern(&mods, val).map_err(|e| format!("selection `{name}`, `{key}`: {e}"))?,
-            );
+            patterns.push(pattern(&mods, val).map_err(|source| DetectionError::Value {
+                selection: name.to_string(),
+                key: key.to_string(),
+                source,
+            })?);
         }
         out.push(FieldMatch {
             path: mapped.split('.').map(str::to_string).collect(),
@@ -387,7 +416,9 @@ mod tests {
     fn bad_detections_are_refused_with_a_reason() {
         let parse = |y: &str| {
             let v: Yaml = serde_norway::from_str(y).expect("yaml");
-            Detection::parse(&v, &|f| Some(f.to_string())).expect_err("refused")
+            Detection::parse(&v, &|f| Some(f.to_string()))
+                .expect_err("refused")
+                .to_string()
         };
         assert!(
             parse("sel:\n  a|base64offset|contains: x\ncondition: sel").contains("base64offset")

@@ -2,14 +2,33 @@
 //! networks, presence and numeric comparisons, with Sigma's modifiers.
 
 use crate::fields::lowercase;
-use crate::net::{parse_cidr, parse_ip};
+use crate::net::{parse_cidr, parse_ip, CidrError};
 use ipnet::IpNet;
 use regex::Regex;
 use serde_json::Value;
 use serde_norway::Value as Yaml;
 use wildmatch::WildMatch;
 
-use super::ParseError;
+/// Why a value or its modifiers were refused.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PatternError {
+    #[error("more than one matching modifier")]
+    TwoMatchModifiers,
+    #[error("unsupported modifier `{0}`")]
+    UnsupportedModifier(String),
+    #[error("null needs no modifier")]
+    NullWithModifier,
+    #[error("values must be strings, numbers or booleans")]
+    NotAScalar,
+    #[error(transparent)]
+    Regex(#[from] regex::Error),
+    #[error(transparent)]
+    Cidr(#[from] CidrError),
+    #[error("exists takes true or false")]
+    ExistsNotBool,
+    #[error("`{0}` is not a number")]
+    NotANumber(String),
+}
 
 #[derive(Debug, Clone)]
 pub(super) enum Pattern {
@@ -55,7 +74,7 @@ pub(super) enum NumOp {
     Gte,
 }
 
-pub(super) fn pattern(mods: &[&str], val: &Yaml) -> Result<Pattern, ParseError> {
+pub(super) fn pattern(mods: &[&str], val: &Yaml) -> Result<Pattern, PatternError> {
     let cased = mods.contains(&"cased");
     let mut kind = None;
     for m in mods {
@@ -64,21 +83,21 @@ pub(super) fn pattern(mods: &[&str], val: &Yaml) -> Result<Pattern, ParseError> 
             "contains" | "startswith" | "endswith" | "re" | "cidr" | "exists" | "lt" | "lte"
             | "gt" | "gte" => {
                 if kind.replace(*m).is_some() {
-                    return Err("more than one matching modifier".into());
+                    return Err(PatternError::TwoMatchModifiers);
                 }
             }
             // Regex flags (Sigma `re|i`, `re|m`, `re|s`) are applied below.
             "i" | "m" | "s" if mods.contains(&"re") => {}
-            other => return Err(format!("unsupported modifier `{other}`")),
+            other => return Err(PatternError::UnsupportedModifier(other.to_string())),
         }
     }
     if matches!(val, Yaml::Null) {
         return match kind {
             None => Ok(Pattern::Null),
-            Some(_) => Err("null needs no modifier".into()),
+            Some(_) => Err(PatternError::NullWithModifier),
         };
     }
-    let raw = super::scalar(val).ok_or("values must be strings, numbers or booleans")?;
+    let raw = super::scalar(val).ok_or(PatternError::NotAScalar)?;
     let fold = |s: &str| {
         if cased {
             s.to_string()
@@ -124,18 +143,18 @@ pub(super) fn pattern(mods: &[&str], val: &Yaml) -> Result<Pattern, ParseError> 
             } else {
                 format!("(?{flags}){raw}")
             };
-            Pattern::Re(Regex::new(&src).map_err(|e| e.to_string())?)
+            Pattern::Re(Regex::new(&src)?)
         }
         Some("cidr") => Pattern::Cidr(parse_cidr(&raw)?),
         Some("exists") => Pattern::Exists(match raw.as_str() {
             "true" => true,
             "false" => false,
-            _ => return Err("exists takes true or false".into()),
+            _ => return Err(PatternError::ExistsNotBool),
         }),
         Some(op) => {
             let value: f64 = raw
                 .parse()
-                .map_err(|_| format!("`{raw}` is not a number"))?;
+                .map_err(|_| PatternError::NotANumber(raw.clone()))?;
             let op = match op {
                 "lt" => NumOp::Lt,
                 "lte" => NumOp::Lte,

@@ -1,5 +1,6 @@
 //! Where time-dependent code reads the time and waits: batching windows, cache TTLs,
-//! rate-limit windows, breaker cooldowns and retry backoff all go through a [`Clock`].
+//! rate-limit windows, breaker cooldowns, retry backoff, heartbeats and replay pacing all go
+//! through a [`Clock`].
 //!
 //! Production uses the system clock. Tests use a fast clock: it runs `factor` times faster
 //! than the system clock, both in what `now` returns and in how long `sleep` takes, so a
@@ -8,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Clock {
     #[default]
     System,
