@@ -27,6 +27,17 @@ impl Verdict {
         }
     }
 
+    /// How much concern a verdict expresses: benign and false positive 0, suspicious 1,
+    /// true positive 2. A model may raise a rule alert's verdict along this order, never
+    /// lower it.
+    pub fn concern(self) -> u8 {
+        match self {
+            Verdict::Benign | Verdict::FalsePositive => 0,
+            Verdict::Suspicious => 1,
+            Verdict::TruePositive => 2,
+        }
+    }
+
     pub const ALL: [Verdict; 4] = [
         Verdict::TruePositive,
         Verdict::FalsePositive,
@@ -145,6 +156,10 @@ pub struct Triage {
     /// Model that answered (model and cache verdicts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// What the model answered when that would have lowered the rule's verdict: shown, never
+    /// applied. Only an analyst may call a rule's alert benign or a false positive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_verdict: Option<Verdict>,
     /// Identifies identical incidents for the verdict cache.
     pub fingerprint: String,
     pub decided_at: DateTime<Utc>,
@@ -219,6 +234,7 @@ mod tests {
             mitre: vec![],
             actions: vec![],
             model: None,
+            model_verdict: None,
             fingerprint: "f".into(),
             decided_at: crate::time_from_millis(at_ms),
         }

@@ -239,7 +239,7 @@ async fn dashboard_shows_alerts_live_without_reload() {
             const a = alerts.get("{id}");
             const model = Object.assign({{}}, a, {{ revision: a.revision - 1, count: 1,
                 triage: Object.assign({{}}, a.triage, {{ source: "model", reason: undefined, verdict: "true_positive",
-                    priority: 1, stage: 2, summary: "guessing <b>root</b>", decided_at: new Date().toISOString(),
+                    priority: 1, stage: 2, summary: "guessing <b>root</b>", model_verdict: "benign", decided_at: new Date().toISOString(),
                     rank: 2 ** 50 + 2 * 2 ** 47 + Date.now() }}) }});
             upsert(model, true);
             const late = Object.assign({{}}, a, {{ revision: a.revision + 1, count: a.count + 1,
@@ -256,12 +256,12 @@ async fn dashboard_shows_alerts_live_without_reload() {
     assert!(
         merged[1].as_str().is_some_and(|t| t.starts_with("P1")
             && t.contains("true positive")
-            && t.contains("model")),
+            && t.contains("model said benign")),
         "{merged:?}"
     );
     assert_eq!(
-        merged[2], "guessing <b>root</b>",
-        "model text shown as text"
+        merged[2], "Model's reading (unverified): guessing <b>root</b>",
+        "model text shown as model text"
     );
     assert_eq!(merged[3], false, "model text never becomes markup");
     assert!(

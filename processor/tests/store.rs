@@ -121,6 +121,7 @@ fn triage(source: VerdictSource, stage: u8, priority: u8) -> Triage {
         mitre: vec![],
         actions: vec![],
         model: None,
+        model_verdict: None,
         fingerprint: "f".into(),
         decided_at: Utc::now(),
     }

@@ -5,7 +5,7 @@
 
 mod common;
 use common::chain;
-use soc_processor::clock::Clock;
+use soc_core::clock::Clock;
 
 use chrono::Utc;
 use serde_json::{json, Value};
@@ -14,7 +14,7 @@ use soc_core::{ActionKind, ActionStatus, Alert, Severity, Triage, Verdict, Verdi
 use soc_processor::rules::detector::Detector;
 use soc_processor::rules::load_rules;
 use soc_processor::triage::service::CallRecord;
-use soc_processor::triage::verdict::rule_priority;
+use soc_processor::triage::verdict::{fingerprint, rule_floor, rule_priority};
 use soc_processor::triage::{Profile, TriageHandle, TriageSettings, TriageStats, Update};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -250,9 +250,15 @@ async fn valid_answers_give_model_verdicts_with_an_investigation_where_needed() 
         ]
     );
     let l = &last[&low.id];
+    // The model's "benign" is shown, not applied: only an analyst closes a rule's alert.
     assert_eq!(
-        (l.source, l.stage, l.verdict),
-        (VerdictSource::Model, 1, Verdict::Benign)
+        (l.source, l.stage, l.verdict, l.model_verdict),
+        (
+            VerdictSource::Model,
+            1,
+            Verdict::Suspicious,
+            Some(Verdict::Benign)
+        )
     );
     assert_eq!(
         l.priority,
@@ -774,6 +780,65 @@ async fn injected_instructions_change_nothing_a_rule_raised() {
         seen_injection,
         "the injected text should reach the model as data"
     );
+}
+
+#[tokio::test]
+async fn a_lying_model_lowers_no_verdict_and_its_cache_spreads_no_lie() {
+    let server = server_with(answering(Arc::new(obedient))).await;
+    let mut run = start(settings(&server));
+    let injected = alerts_from_lines(&injected_lines());
+    run.handle.submit(&injected);
+    run.settle(Duration::from_secs(15)).await;
+    let calls = run.calls.len();
+
+    // An unrelated, clean brute force of the same shape: the same fingerprint.
+    let clean: Vec<String> = (0..6)
+        .map(|i| {
+            format!("Jun 30 11:58:0{i} bastion sshd[4243]: Failed password for invalid user oracle from 198.51.100.23 port 4{i}022 ssh2")
+        })
+        .collect();
+    let clean = alerts_from_lines(&clean);
+    let ssh = |alerts: &[Alert]| {
+        alerts
+            .iter()
+            .find(|a| a.rule_id == "soc/ssh-bruteforce")
+            .cloned()
+            .expect("an ssh brute force")
+    };
+    let (ssh_injected, ssh_clean) = (ssh(&injected), ssh(&clean));
+    assert_eq!(fingerprint(&ssh_clean), fingerprint(&ssh_injected));
+    run.handle.submit(&clean);
+    run.settle(Duration::from_secs(15)).await;
+
+    let last = run.last();
+    for a in injected.iter().chain(&clean) {
+        let t = &last[&a.id];
+        let floor = rule_floor(a);
+        assert!(
+            t.verdict.concern() >= floor.verdict.concern()
+                && !matches!(t.verdict, Verdict::Benign | Verdict::FalsePositive),
+            "{}: {:?} below the rule's {:?}",
+            a.rule_id,
+            t.verdict,
+            floor.verdict
+        );
+        assert!(t.needs_investigation || !floor.urgent, "{}", a.rule_id);
+    }
+    let t = &last[&ssh_injected.id];
+    assert_eq!(t.source, VerdictSource::Model);
+    assert_eq!(
+        t.model_verdict,
+        Some(Verdict::FalsePositive),
+        "what the model said is shown as what the model said"
+    );
+    let t = &last[&ssh_clean.id];
+    assert_eq!(t.source, VerdictSource::Cache, "answered without a call");
+    assert_eq!(run.calls.len(), calls);
+    assert_eq!(
+        t.summary, None,
+        "the other incident's model text stays there"
+    );
+    assert!(t.attack_chain.is_empty());
 }
 
 #[tokio::test]

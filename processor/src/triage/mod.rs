@@ -25,5 +25,8 @@ pub enum TriageError {
     /// The HTTP client for the model server could not be built (TLS backend, settings).
     #[error("building the HTTP client for the model server: {0}")]
     Client(#[from] reqwest::Error),
+    /// The base URL would expose the key or incidents, or is not a URL.
+    #[error("triage base URL `{url}`: {why}")]
+    BaseUrl { url: String, why: &'static str },
 }
 pub use settings::{Profile, TriageSettings};

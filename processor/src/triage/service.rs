@@ -9,7 +9,7 @@ use super::limits::{BreakerState, CircuitBreaker, RateLimiter};
 use super::prompt;
 use super::settings::TriageSettings;
 use super::verdict::{self, InvalidAnswer};
-use crate::clock::Clock;
+use soc_core::clock::Clock;
 use soc_core::{Alert, Triage, VerdictSource};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -161,6 +161,9 @@ impl TriageHandle {
         } else {
             None
         };
+        if off.is_none() {
+            settings.check_base_url()?;
+        }
         let client = match off {
             None => Some(ChatClient::new(&settings, key, clock)?),
             Some(_) => None,

@@ -1,10 +1,12 @@
 //! Triage configuration: which server, which model, how fast, how much, and what may be
 //! approved without an analyst. The `[triage]` section of the configuration file.
 
+use crate::response::ResponsePolicy;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use soc_core::{ActionKind, Severity};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The kinds of OpenAI-compatible servers, each with the request fields it accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -124,8 +126,12 @@ pub struct TriageSettings {
     /// Off: every alert keeps the deterministic verdict and no call is made.
     pub enabled: bool,
     pub profile: Profile,
-    /// Empty: the profile's default.
+    /// Empty: the profile's default. Must be `https://` unless the host is loopback or
+    /// `allow_insecure_http` is set, since the API key and incident data travel on it.
     pub base_url: String,
+    /// Accept a plain `http://` base URL on a host other than loopback (a model server on
+    /// a trusted network); the key and incidents then cross that network unencrypted.
+    pub allow_insecure_http: bool,
     /// Empty: the profile's default.
     pub model: String,
     /// Environment variable of the API key; empty: the profile's default.
@@ -174,6 +180,10 @@ pub struct TriageSettings {
     pub prices: BTreeMap<String, Price>,
     /// Actions approved without an analyst; none by default.
     pub auto_approve: Vec<AutoApprove>,
+    /// When an action may be proposed at all (`[assets] response_policy` replaces the
+    /// shipped file).
+    #[serde(skip)]
+    pub response: Arc<ResponsePolicy>,
 }
 
 /// Groq's list prices of the models it serves, in US dollars per million tokens (check your
@@ -204,6 +214,7 @@ impl Default for TriageSettings {
             enabled: true,
             profile: Profile::Groq,
             base_url: String::new(),
+            allow_insecure_http: false,
             model: String::new(),
             api_key_env: String::new(),
             api_key: None,
@@ -228,6 +239,7 @@ impl Default for TriageSettings {
             samples_per_incident: 3,
             prices: default_prices(),
             auto_approve: Vec::new(),
+            response: Arc::default(),
         }
     }
 }
@@ -238,6 +250,39 @@ impl TriageSettings {
             self.profile.default_base_url()
         } else {
             self.base_url.trim_end_matches('/')
+        }
+    }
+
+    /// Refuse a base URL that would send the key or incidents in the clear, or anywhere but
+    /// an HTTP server: `https://`, or `http://` on loopback, or `http://` when allowed.
+    pub fn check_base_url(&self) -> Result<(), super::TriageError> {
+        let raw = self.base_url();
+        let bad = |why: &'static str| super::TriageError::BaseUrl {
+            url: raw.to_string(),
+            why,
+        };
+        let url = reqwest::Url::parse(raw).map_err(|_| bad("not a URL"))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad("credentials belong in the API key, not the URL"));
+        }
+        match url.scheme() {
+            "https" => Ok(()),
+            "http" => {
+                let loopback = match url.host() {
+                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                    Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                    None => false,
+                };
+                if loopback || self.allow_insecure_http {
+                    Ok(())
+                } else {
+                    Err(bad(
+                        "plain http off loopback: use https, or set triage.allow_insecure_http",
+                    ))
+                }
+            }
+            _ => Err(bad("the scheme must be https (or http on loopback)")),
         }
     }
 
@@ -310,6 +355,54 @@ impl TriageSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_key_only_travels_over_https_or_loopback() {
+        let with = |url: &str, allow: bool| TriageSettings {
+            base_url: url.into(),
+            allow_insecure_http: allow,
+            ..TriageSettings::default()
+        };
+        for ok in [
+            "https://api.groq.com/openai/v1",
+            "http://127.0.0.1:8000/v1",
+            "http://127.8.9.10/v1",
+            "http://[::1]:8080/v1",
+            "http://localhost:11434/v1",
+        ] {
+            assert!(with(ok, false).check_base_url().is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://198.51.100.7:8000/v1",
+            "http://models.example.net/v1",
+            "http://localhost.example.net/v1",
+            "ftp://127.0.0.1/v1",
+            "https://user:pw@api.example.net/v1",
+            "api.groq.com/openai/v1",
+        ] {
+            let err = with(bad, false)
+                .check_base_url()
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains(bad), "the URL is named: {err}");
+        }
+        assert!(with("http://198.51.100.7:8000/v1", true)
+            .check_base_url()
+            .is_ok());
+        for p in [
+            Profile::Groq,
+            Profile::OpenAi,
+            Profile::Ollama,
+            Profile::Vllm,
+            Profile::LlamaCpp,
+        ] {
+            let s = TriageSettings {
+                profile: p,
+                ..TriageSettings::default()
+            };
+            assert!(s.check_base_url().is_ok(), "{p:?}'s default");
+        }
+    }
 
     #[test]
     fn config_file_parses_profiles_prices_and_policy() {

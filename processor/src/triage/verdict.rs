@@ -194,59 +194,9 @@ pub fn fingerprint(alert: &Alert) -> String {
     format!("{:016x}", h.finish())
 }
 
-fn evidence_str<'a>(alert: &'a Alert, pointer: &str) -> Option<&'a str> {
-    alert
-        .evidence
-        .iter()
-        .find_map(|e| e.pointer(pointer).and_then(Value::as_str))
-}
-
-fn valid_name(s: &str, max: usize) -> bool {
-    !s.is_empty()
-        && s.len() <= max
-        && !s.starts_with('-')
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '$'))
-}
-
-/// The target of an action, read from the incident itself; `None` when the incident has no
-/// well-formed value for it (the action is then not proposed).
-pub fn action_target(kind: ActionKind, alert: &Alert) -> Option<(String, String)> {
-    match kind {
-        ActionKind::BlockIp => {
-            let ip = alert
-                .source_ip
-                .as_deref()
-                .or_else(|| evidence_str(alert, "/source/ip"))?;
-            ip.parse::<std::net::IpAddr>()
-                .ok()
-                .map(|ip| (ip.to_string(), "source.ip".into()))
-        }
-        ActionKind::LockUser => {
-            let user = evidence_str(alert, "/user/name")?;
-            valid_name(user, 64).then(|| (user.to_string(), "user.name".into()))
-        }
-        ActionKind::IsolateHost => {
-            let host = alert
-                .host_name
-                .as_deref()
-                .or_else(|| evidence_str(alert, "/host/hostname"))?;
-            (valid_name(host, 253) && !host.contains('@'))
-                .then(|| (host.to_string(), "host.hostname".into()))
-        }
-        ActionKind::KillProcess => {
-            let pid = alert.evidence.iter().find_map(|e| {
-                let v = e.pointer("/process/pid")?;
-                v.as_u64().or_else(|| v.as_str()?.parse().ok())
-            })?;
-            (pid > 1).then(|| (pid.to_string(), "process.pid".into()))
-        }
-        ActionKind::Notify => Some((String::new(), String::new())),
-    }
-}
-
-/// Proposals for these action types, with targets from the incident and the approval the
-/// policy grants; duplicates and actions without a target are dropped.
+/// Proposals for these action types, where the response policy allows them for this
+/// incident, with targets from its events and the approval the settings grant; duplicates
+/// and actions the policy refuses are dropped.
 pub fn propose(
     kinds: &[ActionKind],
     alert: &Alert,
@@ -257,7 +207,7 @@ pub fn propose(
         .iter()
         .filter(|k| seen.insert(**k))
         .filter_map(|&kind| {
-            let (target, target_field) = action_target(kind, alert)?;
+            let (target, target_field) = settings.response.target(kind, alert)?;
             Some(ProposedAction {
                 action: kind,
                 target,
@@ -272,8 +222,16 @@ pub fn propose(
         .collect()
 }
 
-/// The deterministic verdict: from the rule's severity, indicator hits and counts.
-pub fn fallback(alert: &Alert, reason: &str, settings: &TriageSettings) -> Triage {
+/// What the rule's alert stands for on its own: a verdict, its confidence, and whether it
+/// is urgent. The model may raise this, never lower it.
+pub struct RuleFloor {
+    pub verdict: Verdict,
+    pub confidence: f32,
+    pub urgent: bool,
+}
+
+/// The rule's floor: from its severity, indicator hits and counts.
+pub fn rule_floor(alert: &Alert) -> RuleFloor {
     let ioc = !alert.indicators.is_empty();
     let (verdict, confidence) = if ioc {
         (Verdict::TruePositive, 0.9)
@@ -285,7 +243,33 @@ pub fn fallback(alert: &Alert, reason: &str, settings: &TriageSettings) -> Triag
             Severity::Low => (Verdict::Suspicious, 0.5),
         }
     };
-    let urgent = ioc || alert.severity >= Severity::High;
+    RuleFloor {
+        verdict,
+        confidence,
+        urgent: ioc || alert.severity >= Severity::High,
+    }
+}
+
+/// Hold a model's verdict at or above the rule's floor: a lower one is kept only as
+/// `model_verdict`, for the analyst to see.
+fn hold_floor(t: &mut Triage, alert: &Alert) {
+    let floor = rule_floor(alert);
+    t.needs_investigation |= floor.urgent;
+    if t.verdict.concern() < floor.verdict.concern() {
+        t.model_verdict = Some(t.verdict);
+        t.verdict = floor.verdict;
+        t.confidence = floor.confidence;
+    }
+}
+
+/// The deterministic verdict: the rule's floor, with the actions the policy proposes for
+/// an urgent incident.
+pub fn fallback(alert: &Alert, reason: &str, settings: &TriageSettings) -> Triage {
+    let RuleFloor {
+        verdict,
+        confidence,
+        urgent,
+    } = rule_floor(alert);
     let kinds: &[ActionKind] = if urgent {
         &[ActionKind::BlockIp, ActionKind::Notify]
     } else {
@@ -305,14 +289,15 @@ pub fn fallback(alert: &Alert, reason: &str, settings: &TriageSettings) -> Triag
         mitre: Vec::new(),
         actions: propose(kinds, alert, settings),
         model: None,
+        model_verdict: None,
         fingerprint: fingerprint(alert),
         decided_at: chrono::Utc::now(),
     }
 }
 
-/// A stage-one verdict from the model.
+/// A stage-one verdict from the model, held at the rule's floor.
 pub fn from_triage(alert: &Alert, item: &TriageItem, model: &str) -> Triage {
-    Triage {
+    let mut t = Triage {
         source: VerdictSource::Model,
         reason: None,
         verdict: item.verdict,
@@ -326,9 +311,12 @@ pub fn from_triage(alert: &Alert, item: &TriageItem, model: &str) -> Triage {
         mitre: Vec::new(),
         actions: Vec::new(),
         model: Some(sanitize(model, 80)),
+        model_verdict: None,
         fingerprint: fingerprint(alert),
         decided_at: chrono::Utc::now(),
-    }
+    };
+    hold_floor(&mut t, alert);
+    t
 }
 
 /// The stage-one verdict completed by the investigation.
@@ -374,11 +362,20 @@ pub fn with_investigation(
 }
 
 /// A cached verdict applied to another incident with the same fingerprint: the model's
-/// reading, with this incident's own priority floor and action targets.
+/// verdict held at this incident's own floors, with its own action targets. The model's
+/// text described the other incident (whose untrusted values this one does not share), so
+/// it is not carried over.
 pub fn from_cache(cached: &Triage, alert: &Alert, settings: &TriageSettings) -> Triage {
     let mut t = cached.clone();
     t.source = VerdictSource::Cache;
     t.reason = None;
+    // What the model answered for the other incident, before its floor.
+    if let Some(v) = t.model_verdict.take() {
+        t.verdict = v;
+    }
+    hold_floor(&mut t, alert);
+    t.summary = None;
+    t.attack_chain.clear();
     t.priority = t.priority.min(rule_priority(alert));
     let kinds: Vec<ActionKind> = cached.actions.iter().map(|a| a.action).collect();
     t.actions = propose(&kinds, alert, settings);
@@ -390,6 +387,12 @@ pub fn from_cache(cached: &Triage, alert: &Alert, settings: &TriageSettings) -> 
 /// follows the counts.
 pub fn refresh(t: &Triage, alert: &Alert) -> Triage {
     let mut t = t.clone();
+    if t.source != VerdictSource::Fallback {
+        if let Some(v) = t.model_verdict.take() {
+            t.verdict = v;
+        }
+        hold_floor(&mut t, alert);
+    }
     t.priority = t.priority.min(rule_priority(alert));
     t
 }
@@ -493,10 +496,8 @@ mod tests {
             .collect();
         assert_eq!(
             targets,
-            vec![
-                (ActionKind::BlockIp, "203.0.113.9"),
-                (ActionKind::LockUser, "root")
-            ]
+            vec![(ActionKind::BlockIp, "203.0.113.9")],
+            "root was only tried, never logged into: the policy locks no account for that"
         );
         assert!(urgent
             .actions
@@ -510,11 +511,19 @@ mod tests {
         let s: TriageSettings =
             serde_norway::from_str("auto_approve: [{ action: block_ip, min_severity: high }]")
                 .expect("config");
-        let p = propose(&[ActionKind::BlockIp, ActionKind::KillProcess], &a, &s);
-        assert_eq!(p[0].status, ActionStatus::Approved);
+        let p = propose(&[ActionKind::BlockIp, ActionKind::Notify], &a, &s);
         assert_eq!(
-            (p[1].action, p[1].target.as_str(), p[1].status),
-            (ActionKind::KillProcess, "4242", ActionStatus::Pending)
+            (p[0].action, p[0].status),
+            (ActionKind::BlockIp, ActionStatus::Approved)
+        );
+        assert_eq!(
+            (p[1].action, p[1].status),
+            (ActionKind::Notify, ActionStatus::Pending)
+        );
+        let sshd = propose(&[ActionKind::KillProcess], &a, &s);
+        assert!(
+            sshd.is_empty(),
+            "the attacked daemon's pid is not killed: {sshd:?}"
         );
     }
 

@@ -1,0 +1,395 @@
+//! The response policy: when an action may be proposed for an incident, and what it may
+//! never touch. Data, not code: `processor/policy/response.yaml` is shipped, and a file
+//! given by configuration replaces it.
+
+use crate::net::{in_network, parse_cidr, parse_ip, CidrError};
+use crate::rules::detection::{Detection, DetectionError};
+use ipnet::IpNet;
+use serde::Deserialize;
+use serde_json::Value;
+use soc_core::{ActionKind, Alert};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The policy shipped with `soc`.
+const SHIPPED: &str = include_str!("../policy/response.yaml");
+
+/// Why a response policy was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Yaml {
+        path: PathBuf,
+        source: serde_norway::Error,
+    },
+    #[error("{}: `{action}`: when: {source}", path.display())]
+    When {
+        path: PathBuf,
+        action: &'static str,
+        source: DetectionError,
+    },
+    #[error("{}: protected network `{network}`: {source}", path.display())]
+    Network {
+        path: PathBuf,
+        network: String,
+        source: CidrError,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    propose: BTreeMap<ActionKind, ProposeFile>,
+    #[serde(default)]
+    protected: ProtectedFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProposeFile {
+    #[serde(default)]
+    when: Option<serde_norway::Value>,
+    #[serde(default)]
+    from_source: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProtectedFile {
+    #[serde(default)]
+    networks: Vec<String>,
+    #[serde(default)]
+    users: Vec<String>,
+}
+
+/// When one action kind may be proposed.
+#[derive(Debug, Clone)]
+struct Proposal {
+    /// An event of the incident must match; the target is read from it.
+    when: Option<Detection>,
+    /// That event must come from the incident's source address.
+    from_source: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ResponsePolicy {
+    propose: BTreeMap<ActionKind, Proposal>,
+    protected_networks: Vec<IpNet>,
+    protected_users: Vec<String>,
+}
+
+impl Default for ResponsePolicy {
+    /// The shipped policy (a test holds it valid).
+    fn default() -> Self {
+        ResponsePolicy::parse(SHIPPED, Path::new("policy/response.yaml"))
+            .expect("the shipped response policy is valid")
+    }
+}
+
+impl ResponsePolicy {
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parse a policy; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, PolicyError> {
+        let f: PolicyFile = serde_norway::from_str(text).map_err(|source| PolicyError::Yaml {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut propose = BTreeMap::new();
+        for (kind, p) in f.propose {
+            let when = p
+                .when
+                .map(|w| Detection::parse(&w, &|field| Some(field.to_string())))
+                .transpose()
+                .map_err(|source| PolicyError::When {
+                    path: path.to_path_buf(),
+                    action: kind.as_str(),
+                    source,
+                })?;
+            propose.insert(
+                kind,
+                Proposal {
+                    when,
+                    from_source: p.from_source,
+                },
+            );
+        }
+        let protected_networks = f
+            .protected
+            .networks
+            .iter()
+            .map(|n| {
+                parse_cidr(n).map_err(|source| PolicyError::Network {
+                    path: path.to_path_buf(),
+                    network: n.clone(),
+                    source,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(ResponsePolicy {
+            propose,
+            protected_networks,
+            protected_users: f.protected.users,
+        })
+    }
+
+    /// The target of `kind` for `alert` and the field it was read from, when the policy
+    /// lets the action be proposed for this incident; `None` otherwise.
+    pub fn target(&self, kind: ActionKind, alert: &Alert) -> Option<(String, String)> {
+        let p = self.propose.get(&kind)?;
+        let (target, field) = match &p.when {
+            None => own_target(kind, alert)?,
+            Some(when) => alert
+                .evidence
+                .iter()
+                .filter(|e| when.matches(e))
+                .filter(|e| !p.from_source || from_source(e, alert))
+                .find_map(|e| event_target(kind, e))?,
+        };
+        (!self.is_protected(kind, &target)).then_some((target, field))
+    }
+
+    fn is_protected(&self, kind: ActionKind, target: &str) -> bool {
+        match kind {
+            ActionKind::BlockIp => parse_ip(target)
+                .is_none_or(|ip| self.protected_networks.iter().any(|n| in_network(&ip, n))),
+            ActionKind::LockUser => self
+                .protected_users
+                .iter()
+                .any(|u| u.eq_ignore_ascii_case(target)),
+            _ => false,
+        }
+    }
+}
+
+/// Does `event` come from the incident's source address?
+fn from_source(event: &Value, alert: &Alert) -> bool {
+    let ours = alert.source_ip.as_deref().and_then(parse_ip);
+    let theirs = event
+        .pointer("/source/ip")
+        .and_then(Value::as_str)
+        .and_then(parse_ip);
+    ours.is_some() && ours == theirs
+}
+
+fn evidence_str<'a>(alert: &'a Alert, pointer: &str) -> Option<&'a str> {
+    alert
+        .evidence
+        .iter()
+        .find_map(|e| e.pointer(pointer).and_then(Value::as_str))
+}
+
+/// The incident's own target for `kind`: its source address or host.
+fn own_target(kind: ActionKind, alert: &Alert) -> Option<(String, String)> {
+    match kind {
+        ActionKind::BlockIp => {
+            let ip = alert
+                .source_ip
+                .as_deref()
+                .or_else(|| evidence_str(alert, "/source/ip"))?;
+            ip_target(ip)
+        }
+        ActionKind::IsolateHost => {
+            let host = alert
+                .host_name
+                .as_deref()
+                .or_else(|| evidence_str(alert, "/host/hostname"))?;
+            host_target(host)
+        }
+        ActionKind::Notify => Some((String::new(), String::new())),
+        // An account or a process is never the incident's own: it needs an event.
+        ActionKind::LockUser | ActionKind::KillProcess => {
+            alert.evidence.iter().find_map(|e| event_target(kind, e))
+        }
+    }
+}
+
+/// The target of `kind` in one event, when it has a well-formed one.
+fn event_target(kind: ActionKind, e: &Value) -> Option<(String, String)> {
+    let s = |p: &str| e.pointer(p).and_then(Value::as_str);
+    match kind {
+        ActionKind::BlockIp => ip_target(s("/source/ip")?),
+        ActionKind::LockUser => {
+            let user = s("/user/name")?;
+            valid_name(user, 64).then(|| (user.to_string(), "user.name".into()))
+        }
+        ActionKind::IsolateHost => host_target(s("/host/hostname")?),
+        ActionKind::KillProcess => {
+            let v = e.pointer("/process/pid")?;
+            let pid = v.as_u64().or_else(|| v.as_str()?.parse().ok())?;
+            // PID 1 is init: killing it takes the host down.
+            (pid > 1).then(|| (pid.to_string(), "process.pid".into()))
+        }
+        ActionKind::Notify => Some((String::new(), String::new())),
+    }
+}
+
+fn ip_target(ip: &str) -> Option<(String, String)> {
+    parse_ip(ip).map(|ip| (ip.to_string(), "source.ip".into()))
+}
+
+fn host_target(host: &str) -> Option<(String, String)> {
+    (valid_name(host, 253) && !host.contains('@'))
+        .then(|| (host.to_string(), "host.hostname".into()))
+}
+
+/// A name an agent can take as one argument: no option-like prefix, no separators.
+fn valid_name(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && !s.starts_with('-')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '$'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use soc_core::Severity;
+
+    fn alert(evidence: Vec<Value>) -> Alert {
+        let now = chrono::Utc::now();
+        Alert {
+            id: uuid::Uuid::nil(),
+            rule_id: "soc/ssh-bruteforce".into(),
+            title: "t".into(),
+            severity: Severity::High,
+            mitre: vec![],
+            group_by: "source.ip".into(),
+            group_key: "203.0.113.9".into(),
+            source_ip: Some("203.0.113.9".into()),
+            host_name: Some("bastion".into()),
+            count: evidence.len() as u64,
+            first_seen: now,
+            last_seen: now,
+            evidence,
+            revision: 1,
+            indicators: vec![],
+            triage: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn failed(user: &str) -> Value {
+        json!({"event": {"category": ["authentication"], "outcome": "failure", "action": "ssh_login"},
+               "source": {"ip": "203.0.113.9"}, "user": {"name": user},
+               "host": {"hostname": "bastion"}, "process": {"name": "sshd", "pid": 812}})
+    }
+
+    fn succeeded(user: &str, from: &str) -> Value {
+        json!({"event": {"category": ["authentication"], "outcome": "success", "action": "ssh_login"},
+               "source": {"ip": from}, "user": {"name": user},
+               "host": {"hostname": "bastion"}, "process": {"name": "sshd", "pid": 813}})
+    }
+
+    fn kinds(p: &ResponsePolicy, a: &Alert) -> Vec<(ActionKind, String)> {
+        ActionKind::ALL
+            .into_iter()
+            .filter_map(|k| p.target(k, a).map(|(t, _)| (k, t)))
+            .collect()
+    }
+
+    #[test]
+    fn an_attempt_blocks_the_source_and_touches_nothing_it_attacked() {
+        let p = ResponsePolicy::default();
+        let a = alert(vec![failed("alice"), failed("bob")]);
+        assert_eq!(
+            kinds(&p, &a),
+            vec![
+                (ActionKind::BlockIp, "203.0.113.9".into()),
+                (ActionKind::Notify, String::new())
+            ],
+            "no account the attacker tried, no sshd pid, no attacked host"
+        );
+    }
+
+    #[test]
+    fn a_takeover_from_the_source_locks_that_account_and_isolates_its_host() {
+        let p = ResponsePolicy::default();
+        let a = alert(vec![failed("bob"), succeeded("alice", "203.0.113.9")]);
+        let got = kinds(&p, &a);
+        assert!(
+            got.contains(&(ActionKind::LockUser, "alice".into())),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&(ActionKind::IsolateHost, "bastion".into())),
+            "{got:?}"
+        );
+        assert!(!got.iter().any(|(k, _)| *k == ActionKind::KillProcess));
+
+        // A login by someone else, from elsewhere, is not this attacker's takeover.
+        let a = alert(vec![failed("bob"), succeeded("alice", "192.0.2.50")]);
+        let got = kinds(&p, &a);
+        assert!(
+            !got.iter()
+                .any(|(k, _)| matches!(k, ActionKind::LockUser | ActionKind::IsolateHost)),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn protected_targets_are_never_proposed() {
+        let p = ResponsePolicy::default();
+        let mut a = alert(vec![succeeded("root", "127.0.0.1")]);
+        a.source_ip = Some("127.0.0.1".into());
+        let got = kinds(&p, &a);
+        assert!(
+            !got.iter()
+                .any(|(k, _)| matches!(k, ActionKind::BlockIp | ActionKind::LockUser)),
+            "{got:?}"
+        );
+        a.source_ip = Some("::ffff:127.0.0.1".into());
+        assert_eq!(
+            p.target(ActionKind::BlockIp, &a),
+            None,
+            "mapped loopback too"
+        );
+    }
+
+    #[test]
+    fn only_a_process_event_can_be_killed() {
+        let p = ResponsePolicy::default();
+        let exec = json!({"event": {"category": ["process"], "action": "execve"},
+                          "process": {"pid": 4711, "executable": "/tmp/x"}, "user": {"name": "www-data"}});
+        let a = alert(vec![failed("bob"), exec]);
+        assert_eq!(
+            p.target(ActionKind::KillProcess, &a),
+            Some(("4711".into(), "process.pid".into()))
+        );
+        let init = json!({"event": {"category": ["process"]}, "process": {"pid": 1}});
+        assert_eq!(p.target(ActionKind::KillProcess, &alert(vec![init])), None);
+    }
+
+    #[test]
+    fn a_policy_file_replaces_the_shipped_one_and_errors_name_it() {
+        let p = ResponsePolicy::parse("propose:\n  notify: {}\n", Path::new("mine.yaml"))
+            .expect("policy");
+        let a = alert(vec![succeeded("alice", "203.0.113.9")]);
+        assert_eq!(kinds(&p, &a), vec![(ActionKind::Notify, String::new())]);
+        let err = ResponsePolicy::parse("propose:\n  reboot: {}\n", Path::new("mine.yaml"))
+            .expect_err("unknown action")
+            .to_string();
+        assert!(err.contains("mine.yaml") && err.contains("reboot"), "{err}");
+        let err = ResponsePolicy::parse(
+            "propose: {}\nprotected: {networks: [10.0.0.0/40]}\n",
+            Path::new("mine.yaml"),
+        )
+        .expect_err("bad network")
+        .to_string();
+        assert!(err.contains("10.0.0.0/40"), "{err}");
+    }
+}
