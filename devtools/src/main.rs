@@ -4,6 +4,6 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    soc::init_tracing();
+    soc::init_tracing(soc::LogFormat::Text);
     soc_devtools::run(soc_devtools::Cli::parse()).await
 }

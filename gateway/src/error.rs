@@ -14,12 +14,18 @@ pub enum ApiError {
     Database(#[from] sea_orm::DbErr),
     #[error("stored data is invalid")]
     InvalidData(String),
+    #[error("the Host header does not name this gateway; add the name to `allowed_hosts`")]
+    MisdirectedHost,
+    #[error("WebSocket connections are accepted from the gateway's own pages only")]
+    ForeignOrigin,
 }
 
 /// (code, status, title): one line per error kind.
 const CODES: &[(&str, u16, &str)] = &[
     ("not_found", 404, "Not found"),
     ("bad_request", 400, "Bad request"),
+    ("foreign_origin", 403, "Foreign origin"),
+    ("misdirected_request", 421, "Misdirected request"),
     ("database_unavailable", 503, "Database unavailable"),
     ("internal", 500, "Internal error"),
 ];
@@ -31,6 +37,8 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Database(_) => "database_unavailable",
             ApiError::InvalidData(_) => "internal",
+            ApiError::MisdirectedHost => "misdirected_request",
+            ApiError::ForeignOrigin => "foreign_origin",
         }
     }
 

@@ -1,6 +1,7 @@
 //! Fan-out of alerts to WebSocket clients. Each client reads from a bounded broadcast queue:
 //! a client that falls behind by more than the queue is disconnected, never buffered.
 
+use soc_core::clock::Clock;
 use soc_core::stream::{ConsumerSpec, LogStream, StartFrom};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,6 +18,12 @@ pub struct AlertHub {
     pub sessions_opened: AtomicU64,
     pub sessions_closed: AtomicU64,
     pub alerts_forwarded: AtomicU64,
+    /// Sessions dropped for falling a queue behind.
+    pub sessions_dropped_lagging: AtomicU64,
+    /// Sessions dropped because their connection took no message for the send timeout.
+    pub sessions_dropped_stalled: AtomicU64,
+    /// Times the sessions' heartbeats and client timeouts.
+    pub clock: Clock,
 }
 
 impl Default for AlertHub {
@@ -32,7 +39,16 @@ impl AlertHub {
             sessions_opened: AtomicU64::new(0),
             sessions_closed: AtomicU64::new(0),
             alerts_forwarded: AtomicU64::new(0),
+            sessions_dropped_lagging: AtomicU64::new(0),
+            sessions_dropped_stalled: AtomicU64::new(0),
+            clock: Clock::System,
         }
+    }
+
+    /// The same hub with sessions timed by `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {

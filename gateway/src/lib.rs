@@ -3,13 +3,17 @@
 
 pub mod error;
 pub mod hub;
+pub mod origin;
 pub mod routes;
+pub mod stages;
 pub mod ws;
 
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{web, App, HttpServer};
 pub use hub::{follow_alerts, AlertHub};
+pub use origin::HostPolicy;
 use sea_orm::DatabaseConnection;
+pub use stages::Stages;
 use std::net::TcpListener;
 use std::sync::Arc;
 
@@ -18,6 +22,10 @@ use std::sync::Arc;
 pub struct GatewayState {
     pub db: DatabaseConnection,
     pub hub: Arc<AlertHub>,
+    /// The names the gateway answers to (Host and WebSocket Origin checks).
+    pub hosts: Arc<HostPolicy>,
+    /// The process's stages, for health.
+    pub stages: Arc<Stages>,
 }
 
 /// The application, used by `run` and by in-process tests.
@@ -33,8 +41,11 @@ pub fn create_app(
     >,
 > {
     App::new()
+        .wrap(actix_web::middleware::from_fn(origin::check_host))
         .app_data(web::Data::new(state.db))
         .app_data(web::Data::from(state.hub))
+        .app_data(web::Data::from(state.hosts))
+        .app_data(web::Data::from(state.stages))
         .app_data(web::QueryConfig::default().error_handler(|e, _| error::bad_request(e)))
         .app_data(web::PathConfig::default().error_handler(|e, _| error::bad_request(e)))
         .app_data(web::JsonConfig::default().error_handler(|e, _| error::bad_request(e)))

@@ -1,7 +1,10 @@
 //! `/ws/alerts`: every alert revision as `{"type":"alert","alert":{..}}`, heartbeats every
-//! 15 s, and a disconnect (close code 1008, policy) for clients that fall behind.
+//! 15 s, and a disconnect for clients that fall behind (close code 1008, policy), stop
+//! reading (no message taken for 10 s) or answer no ping for 45 s.
 
+use crate::error::ApiError;
 use crate::hub::AlertHub;
+use crate::origin::HostPolicy;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason, Message};
 use futures_util::StreamExt;
@@ -9,32 +12,50 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
-const HEARTBEAT: Duration = Duration::from_secs(15);
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
 /// A client that answers no ping for this long is gone.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
+/// A client whose connection takes no message for this long (it stopped reading, and the
+/// socket's buffers are full) is dropped: a send never waits longer.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn alerts_ws(
     req: HttpRequest,
     body: web::Payload,
     hub: web::Data<AlertHub>,
+    hosts: Option<web::Data<HostPolicy>>,
 ) -> actix_web::Result<HttpResponse> {
+    if hosts.is_some_and(|h| !h.origin_allowed(req.headers())) {
+        tracing::warn!(origin = ?req.headers().get("origin"), "websocket from a foreign origin refused");
+        return Err(ApiError::ForeignOrigin.into());
+    }
     let (response, mut session, mut incoming) = actix_ws::handle(&req, body)?;
     let mut alerts = hub.subscribe();
     hub.sessions_opened.fetch_add(1, Ordering::Relaxed);
     let hub = hub.into_inner();
     actix_web::rt::spawn(async move {
-        let mut heartbeat = tokio::time::interval(HEARTBEAT);
-        let mut last_seen = tokio::time::Instant::now();
+        let clock = hub.clock;
+        let mut heartbeat = Box::pin(clock.sleep(HEARTBEAT));
+        let mut last_seen = clock.now();
         let reason = loop {
             tokio::select! {
                 msg = alerts.recv() => match msg {
                     Ok(text) => {
-                        if session.text(text.to_string()).await.is_err() {
-                            break None;
+                        tokio::select! {
+                            sent = session.text(text.to_string()) => if sent.is_err() {
+                                break None;
+                            },
+                            _ = clock.sleep(SEND_TIMEOUT) => {
+                                tracing::warn!("websocket client stopped reading; disconnecting");
+                                hub.sessions_dropped_stalled.fetch_add(1, Ordering::Relaxed);
+                                // Its queue is full: a close frame would wait as well.
+                                break None;
+                            }
                         }
                     }
                     Err(RecvError::Lagged(missed)) => {
                         tracing::warn!(missed, "websocket client too slow; disconnecting");
+                        hub.sessions_dropped_lagging.fetch_add(1, Ordering::Relaxed);
                         break Some(CloseReason {
                             code: CloseCode::Policy,
                             description: Some(format!("too slow: {missed} alerts missed; reconnect and reload")),
@@ -44,20 +65,22 @@ pub async fn alerts_ws(
                 },
                 msg = incoming.next() => match msg {
                     Some(Ok(Message::Ping(bytes))) => {
-                        last_seen = tokio::time::Instant::now();
+                        last_seen = clock.now();
                         if session.pong(&bytes).await.is_err() {
                             break None;
                         }
                     }
                     Some(Ok(Message::Pong(_))) | Some(Ok(Message::Text(_))) | Some(Ok(Message::Binary(_))) => {
-                        last_seen = tokio::time::Instant::now();
+                        last_seen = clock.now();
                     }
                     Some(Ok(Message::Close(reason))) => break reason,
                     Some(Ok(_)) => {}
                     Some(Err(_)) | None => break None,
                 },
-                _ = heartbeat.tick() => {
-                    if last_seen.elapsed() > CLIENT_TIMEOUT {
+                _ = &mut heartbeat => {
+                    heartbeat.set(clock.sleep(HEARTBEAT));
+                    if clock.since(last_seen) > CLIENT_TIMEOUT {
+                        tracing::debug!("websocket client answered no ping; disconnecting");
                         break None;
                     }
                     if session.ping(b"").await.is_err() {
@@ -67,7 +90,17 @@ pub async fn alerts_ws(
             }
         };
         hub.sessions_closed.fetch_add(1, Ordering::Relaxed);
-        let _ = session.close(reason).await;
+        match reason {
+            // Bounded: a client that reads nothing must not hold the task.
+            Some(reason) => {
+                tokio::select! {
+                    _ = session.close(Some(reason)) => {}
+                    _ = clock.sleep(SEND_TIMEOUT) => {}
+                }
+            }
+            // Dropping the session ends the connection.
+            None => drop(session),
+        }
     });
     Ok(response)
 }

@@ -3,11 +3,12 @@
 use crate::settings::Settings;
 use anyhow::{Context, Result};
 use sea_orm::DatabaseConnection;
+use soc_core::clock::Clock;
 use soc_core::stream::chain::ModuleRegistry;
 use soc_core::stream::config::topics_from;
 use soc_core::stream::embedded::EmbeddedLog;
 use soc_core::stream::{topics, LogStream};
-use soc_gateway::{AlertHub, GatewayState};
+use soc_gateway::{AlertHub, GatewayState, Stages};
 use soc_processor::pipeline::ProcessorStats;
 use soc_processor::triage::TriageSettings;
 use std::net::{SocketAddr, TcpListener};
@@ -23,19 +24,26 @@ pub struct Options {
     /// Triage settings to use instead of the configured ones (tests, benchmarks).
     pub triage: Option<TriageSettings>,
     pub shutdown: watch::Receiver<bool>,
+    /// Times every stage's intervals, timeouts and backoff (a fast one in tests).
+    pub clock: Clock,
 }
 
-/// Run `job` every `period` until shutdown.
-async fn every<F, Fut>(period: Duration, mut shutdown: watch::Receiver<bool>, job: F) -> Result<()>
+/// Run `job` every `period` of `clock` until shutdown.
+async fn every<F, Fut>(
+    clock: Clock,
+    period: Duration,
+    mut shutdown: watch::Receiver<bool>,
+    job: F,
+) -> Result<()>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let mut tick = tokio::time::interval(period);
     loop {
+        job().await;
         tokio::select! {
             _ = shutdown.changed() => return Ok(()),
-            _ = tick.tick() => job().await,
+            _ = clock.sleep(period) => {}
         }
     }
 }
@@ -55,6 +63,7 @@ impl Options {
             listener,
             shutdown,
             triage: None,
+            clock: Clock::System,
         }
     }
 }
@@ -67,6 +76,7 @@ pub struct Pipeline {
     pub addr: SocketAddr,
     server: actix_web::dev::ServerHandle,
     tasks: JoinSet<Result<()>>,
+    pub stages: Arc<Stages>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -85,9 +95,11 @@ pub async fn start(opts: Options) -> Result<Pipeline> {
     if let Some(t) = &opts.triage {
         settings.triage = t.clone();
     }
+    settings.clock = opts.clock;
     let stats = Arc::new(ProcessorStats::default());
-    let hub = Arc::new(AlertHub::default());
+    let hub = Arc::new(AlertHub::default().with_clock(opts.clock));
     let stream: Arc<dyn LogStream> = Arc::new(log.clone());
+    let stages = Arc::new(Stages::default());
     let mut tasks = JoinSet::new();
     {
         let (stream, db, stats, shutdown) = (
@@ -96,7 +108,7 @@ pub async fn start(opts: Options) -> Result<Pipeline> {
             stats.clone(),
             opts.shutdown.clone(),
         );
-        tasks.spawn(async move {
+        spawn_stage(&mut tasks, &stages, "processor", async move {
             soc_processor::run(settings, stream, db, stats, shutdown)
                 .await
                 .context("processor")
@@ -104,7 +116,7 @@ pub async fn start(opts: Options) -> Result<Pipeline> {
     }
     {
         let (stream, hub, shutdown) = (stream.clone(), hub.clone(), opts.shutdown.clone());
-        tasks.spawn(async move {
+        spawn_stage(&mut tasks, &stages, "alert feed", async move {
             soc_gateway::follow_alerts(
                 stream,
                 topics::ALERTS.into(),
@@ -119,42 +131,57 @@ pub async fn start(opts: Options) -> Result<Pipeline> {
     {
         // SQLite WAL checkpoints run here rather than inside the processor's commits.
         let db = db.clone();
-        tasks.spawn(every(
-            Duration::from_secs(1),
-            opts.shutdown.clone(),
-            move || {
-                let db = db.clone();
-                async move {
-                    if let Err(e) = soc_core::db::checkpoint_sqlite(&db).await {
-                        tracing::warn!(error = %e, "database checkpoint failed");
+        spawn_stage(
+            &mut tasks,
+            &stages,
+            "database checkpoints",
+            every(
+                opts.clock,
+                Duration::from_secs(1),
+                opts.shutdown.clone(),
+                move || {
+                    let db = db.clone();
+                    async move {
+                        if let Err(e) = soc_core::db::checkpoint_sqlite(&db).await {
+                            tracing::warn!(error = %e, "database checkpoint failed");
+                        }
                     }
-                }
-            },
-        ));
+                },
+            ),
+        );
     }
     {
         let log = log.clone();
-        tasks.spawn(every(
-            Duration::from_secs(60),
-            opts.shutdown.clone(),
-            move || {
-                let log = log.clone();
-                async move {
-                    let now = chrono::Utc::now().timestamp_millis();
-                    match tokio::task::spawn_blocking(move || log.enforce_retention(now)).await {
-                        Ok(Ok(n)) if n > 0 => tracing::info!(deleted = n, "retention applied"),
-                        Ok(Err(e)) => tracing::warn!(error = %e, "retention failed"),
-                        _ => {}
+        spawn_stage(
+            &mut tasks,
+            &stages,
+            "retention",
+            every(
+                opts.clock,
+                Duration::from_secs(60),
+                opts.shutdown.clone(),
+                move || {
+                    let log = log.clone();
+                    async move {
+                        let now = chrono::Utc::now().timestamp_millis();
+                        match tokio::task::spawn_blocking(move || log.enforce_retention(now)).await
+                        {
+                            Ok(Ok(n)) if n > 0 => tracing::info!(deleted = n, "retention applied"),
+                            Ok(Err(e)) => tracing::warn!(error = %e, "retention failed"),
+                            _ => {}
+                        }
                     }
-                }
-            },
-        ));
+                },
+            ),
+        );
     }
     let addr = opts.listener.local_addr()?;
     let server = soc_gateway::run(
         GatewayState {
             db: db.clone(),
             hub: hub.clone(),
+            hosts: Arc::new(soc_gateway::HostPolicy::new(config.allowed_hosts.clone())),
+            stages: stages.clone(),
         },
         opts.listener,
     )?;
@@ -168,13 +195,38 @@ pub async fn start(opts: Options) -> Result<Pipeline> {
         addr,
         server: handle,
         tasks,
+        stages,
         shutdown: opts.shutdown,
     })
 }
 
+/// Run a stage among the pipeline's tasks, its state tracked for health and its failure
+/// logged the moment it happens.
+fn spawn_stage(
+    tasks: &mut JoinSet<Result<()>>,
+    stages: &Arc<Stages>,
+    name: &'static str,
+    fut: impl std::future::Future<Output = Result<()>> + Send + 'static,
+) {
+    let stages = stages.clone();
+    tasks.spawn(async move { stages.track(name, fut).await });
+}
+
 impl Pipeline {
-    /// Run until shutdown is requested or a role fails; a failed role fails the process so a
-    /// supervisor restarts it (it resumes from its checkpoints).
+    /// Run a job that ends by itself (a file replay) beside the stages: its failure stops
+    /// the pipeline like a stage's, its success does not.
+    pub fn spawn_job(
+        &mut self,
+        name: String,
+        fut: impl std::future::Future<Output = Result<()>> + Send + 'static,
+    ) {
+        let stages = self.stages.clone();
+        self.tasks
+            .spawn(async move { stages.track_job(&name, fut).await });
+    }
+
+    /// Run until shutdown is requested or a stage fails; a failed stage fails the process at
+    /// once so a supervisor restarts it (every stage resumes from its checkpoints).
     pub async fn wait(mut self) -> Result<()> {
         let mut shutdown = self.shutdown.clone();
         let result = loop {
@@ -193,10 +245,16 @@ impl Pipeline {
                 },
             }
         };
+        if result.is_err() {
+            // The other stages wait for a shutdown that is not coming: stop them now rather
+            // than linger as a process that serves nothing. Each commits atomically, so
+            // stopping one mid-batch loses nothing.
+            self.tasks.abort_all();
+        }
         self.server.stop(true).await;
         while let Some(res) = self.tasks.join_next().await {
             if let Ok(Err(e)) = res {
-                tracing::warn!(error = %e, "role stopped with an error");
+                tracing::warn!(error = %e, "stage stopped with an error");
             }
         }
         result

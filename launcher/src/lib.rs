@@ -28,6 +28,9 @@ pub struct Cli {
     pub command: Command,
     #[command(flatten)]
     pub config: ConfigArgs,
+    /// Log lines as text or JSON (to stderr; `SOC_LOG` sets the filter).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -99,14 +102,27 @@ pub struct ConfigCmd {
 }
 
 /// Logs to stderr, filtered by `SOC_LOG` (default `info`, quieter sqlx and fluvio).
-pub fn init_tracing() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SOC_LOG")
-                .unwrap_or_else(|_| "info,sqlx=warn,fluvio=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// For people: coloured only when stderr is a terminal.
+    #[default]
+    Text,
+    /// One JSON object a line, for log collectors.
+    Json,
+}
+
+pub fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SOC_LOG")
+        .unwrap_or_else(|_| "info,sqlx=warn,fluvio=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 pub fn shutdown_on_ctrl_c() -> watch::Receiver<bool> {
@@ -121,7 +137,7 @@ pub fn shutdown_on_ctrl_c() -> watch::Receiver<bool> {
 
 pub async fn connect_fluvio(settings: &Settings) -> Result<FluvioStream> {
     let endpoint = settings.fluvio_endpoint()?;
-    FluvioStream::connect(endpoint, settings.fluvio.checkpoint_dir.clone())
+    FluvioStream::connect(endpoint, settings.fluvio_checkpoint_dir())
         .await
         .context("connecting to Fluvio")
 }
@@ -182,6 +198,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let stream: Arc<dyn LogStream> = Arc::new(connect_fluvio(&settings).await?);
             let db = connect_db(&settings.database_url()).await?;
             let hub = Arc::new(soc_gateway::AlertHub::default());
+            let stages = Arc::new(soc_gateway::Stages::default());
             let shutdown = shutdown_on_ctrl_c();
             let listener = std::net::TcpListener::bind(settings.listen)
                 .with_context(|| format!("binding {}", settings.listen))?;
@@ -189,20 +206,26 @@ pub async fn run(cli: Cli) -> Result<()> {
                 soc_gateway::GatewayState {
                     db,
                     hub: hub.clone(),
+                    hosts: Arc::new(soc_gateway::HostPolicy::new(settings.allowed_hosts.clone())),
+                    stages: stages.clone(),
                 },
                 listener,
             )?;
             let handle = server.handle();
             tokio::spawn(server);
             println!("gateway listening on http://{}", settings.listen);
-            let follow = soc_gateway::follow_alerts(
-                stream,
-                soc_core::stream::topics::ALERTS.into(),
-                args.consumer_id,
-                hub,
-                shutdown,
-            )
-            .await;
+            let follow = stages
+                .track(
+                    "alert feed",
+                    soc_gateway::follow_alerts(
+                        stream,
+                        soc_core::stream::topics::ALERTS.into(),
+                        args.consumer_id,
+                        hub,
+                        shutdown,
+                    ),
+                )
+                .await;
             handle.stop(true).await;
             follow.context("following alerts")
         }
@@ -234,27 +257,35 @@ pub async fn up(settings: Settings, args: UpArgs) -> Result<()> {
     if args.demo {
         files.push(demo::write(&settings.data_dir)?);
     }
-    let pipeline = embedded::start(embedded::Options {
+    let mut pipeline = embedded::start(embedded::Options {
         settings,
         listener,
         shutdown: shutdown.clone(),
         triage: None,
+        clock: soc_core::clock::Clock::System,
     })
     .await?;
     println!("dashboard: http://{}/", pipeline.addr);
-    for file in &files {
-        let mut config = soc_connectors::replay::ReplayConfig::new(file);
-        config.lines_per_sec = args.replay_rate;
-        let report = soc_connectors::replay::replay(&pipeline.log, &config)
-            .await
-            .with_context(|| format!("replaying {}", file.display()))?;
-        println!(
-            "replayed {} lines from {} (resumed from byte {})",
-            report.lines,
-            file.display(),
-            report.resumed_from
-        );
-    }
+    // Replays run as jobs of the pipeline, so a stage that fails meanwhile stops `soc up`
+    // at once instead of after the files are read.
+    let log = pipeline.log.clone();
+    let rate = args.replay_rate;
+    pipeline.spawn_job("replay".into(), async move {
+        for file in &files {
+            let mut config = soc_connectors::replay::ReplayConfig::new(file);
+            config.lines_per_sec = rate;
+            let report = soc_connectors::replay::replay(&log, &config)
+                .await
+                .with_context(|| format!("replaying {}", file.display()))?;
+            println!(
+                "replayed {} lines from {} (resumed from byte {})",
+                report.lines,
+                file.display(),
+                report.resumed_from
+            );
+        }
+        Ok(())
+    });
     pipeline.wait().await
 }
 

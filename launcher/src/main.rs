@@ -4,6 +4,7 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    soc::init_tracing();
-    soc::run(soc::Cli::parse()).await
+    let cli = soc::Cli::parse();
+    soc::init_tracing(cli.log_format);
+    soc::run(cli).await
 }

@@ -21,10 +21,11 @@ pub const EXAMPLE: &str = include_str!("../soc.example.toml");
 const IMPLICIT_FILE: &str = "soc.toml";
 
 /// Top-level keys, so unrelated `SOC_*` variables (`SOC_LOG`, ...) are not taken for config.
-const KEYS: [&str; 7] = [
+const KEYS: [&str; 8] = [
     "data_dir",
     "database_url",
     "listen",
+    "allowed_hosts",
     "fluvio",
     "assets",
     "rules",
@@ -41,6 +42,9 @@ pub struct Settings {
     pub database_url: Option<String>,
     /// Address of the dashboard and API.
     pub listen: SocketAddr,
+    /// Host names the gateway is reached by, besides IP addresses and `localhost` (e.g. a
+    /// reverse proxy's name). Requests naming any other host are refused.
+    pub allowed_hosts: Vec<String>,
     pub fluvio: FluvioSettings,
     pub assets: AssetDirs,
     pub rules: RuleSettings,
@@ -53,6 +57,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("data"),
             database_url: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            allowed_hosts: Vec::new(),
             fluvio: FluvioSettings::default(),
             assets: AssetDirs::default(),
             rules: RuleSettings::default(),
@@ -61,23 +66,15 @@ impl Default for Settings {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FluvioSettings {
     /// Fluvio SC endpoint, e.g. `127.0.0.1:9003`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
-    /// Where the Fluvio roles keep replay checkpoints.
-    pub checkpoint_dir: PathBuf,
-}
-
-impl Default for FluvioSettings {
-    fn default() -> Self {
-        FluvioSettings {
-            endpoint: None,
-            checkpoint_dir: PathBuf::from("data/checkpoints"),
-        }
-    }
+    /// Where the Fluvio roles keep replay checkpoints; `None`: `checkpoints` in `data_dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_dir: Option<PathBuf>,
 }
 
 /// Directories that replace the shipped (embedded) files of each kind.
@@ -92,6 +89,9 @@ pub struct AssetDirs {
     pub indicators: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deployment: Option<PathBuf>,
+    /// A response policy file replacing the shipped `processor/policy/response.yaml`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_policy: Option<PathBuf>,
 }
 
 fn pick(dir: &Option<PathBuf>, shipped: fn() -> Assets, what: &str) -> Result<Assets> {
@@ -166,6 +166,10 @@ pub struct ConfigArgs {
     /// [assets.deployment].
     #[arg(long, global = true)]
     pub deployment_dir: Option<PathBuf>,
+    /// Response policy (when each action may be proposed) replacing the shipped one
+    /// [assets.response_policy].
+    #[arg(long, global = true)]
+    pub response_policy: Option<PathBuf>,
     /// Rule tuning, e.g. `soc/ssh-bruteforce:threshold=3,window_secs=30` (repeatable)
     /// [rules.overrides].
     #[arg(long = "rule-override", global = true)]
@@ -202,6 +206,7 @@ impl ConfigArgs {
         f = set(f, "assets.rules", &self.rules_dir);
         f = set(f, "assets.indicators", &self.ioc_dir);
         f = set(f, "assets.deployment", &self.deployment_dir);
+        f = set(f, "assets.response_policy", &self.response_policy);
         if let Some(p) = &self.llm_profile {
             let profile = Profile::parse(p).with_context(|| {
                 format!("unknown LLM profile `{p}` (groq, openai, ollama, vllm, llama.cpp)")
@@ -269,6 +274,14 @@ impl Settings {
         }
     }
 
+    /// Where the Fluvio roles keep replay checkpoints.
+    pub fn fluvio_checkpoint_dir(&self) -> PathBuf {
+        self.fluvio
+            .checkpoint_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("checkpoints"))
+    }
+
     pub fn fluvio_endpoint(&self) -> Result<&str> {
         self.fluvio.endpoint.as_deref().filter(|e| !e.is_empty()).context(
             "no Fluvio endpoint: set --fluvio, FLUVIO_ENDPOINT or fluvio.endpoint in the config file",
@@ -294,12 +307,19 @@ impl Settings {
 
     /// The processor's settings: the shipped or configured rules, indicators, chain and triage.
     pub fn processor(&self) -> Result<soc_processor::ProcessorSettings> {
+        let mut triage = self.triage.clone();
+        if let Some(path) = &self.assets.response_policy {
+            triage.response = std::sync::Arc::new(
+                soc_processor::response::ResponsePolicy::load(path)
+                    .context("loading the response policy")?,
+            );
+        }
         Ok(soc_processor::ProcessorSettings {
             chain: soc_core::stream::config::chain_from(&self.assets.deployment()?)?,
             rules: self.assets.rules()?,
             indicators: self.assets.indicators()?,
             rule_overrides: self.rules.overrides.clone(),
-            triage: self.triage.clone(),
+            triage,
             ..soc_processor::ProcessorSettings::default()
         })
     }
@@ -399,6 +419,11 @@ base_url = "http://file.invalid/v1"
             let s = load(&args)?;
             assert_eq!(s.listen.port(), 9000);
             assert_eq!(s.data_dir, PathBuf::from("from-env"));
+            assert_eq!(
+                s.fluvio_checkpoint_dir(),
+                PathBuf::from("from-env/checkpoints"),
+                "checkpoints follow the data directory unless set"
+            );
             assert_eq!(s.triage.model, "flag-model");
             assert_eq!(s.triage.base_url, "http://file.invalid/v1");
             assert_eq!(s.triage.max_retries, 3, "untouched keys keep their default");

@@ -169,3 +169,93 @@ fn sigkill_mid_replay_loses_nothing_and_duplicates_nothing() {
     let first = stream.read(topics::RAW_LOGS, 0, 0, 1).expect("read");
     assert_eq!(first.first().map(|r| r.offset), Some(0));
 }
+
+/// A stage that fails stops `soc up` at once with the error, even in the middle of a long
+/// replay: no live process that serves nothing.
+#[test]
+fn a_failed_stage_stops_the_process_with_its_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("rules dir");
+    std::fs::write(
+        rules.join("broken.yaml"),
+        "id: soc/broken\ntitle: t\nseverity: high\ndetection: {sel: {a: b}, condition: sel and missing}\n",
+    )
+    .expect("rule");
+    let log = dir.path().join("input.log");
+    write_log(&log);
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_soc"))
+        .current_dir(dir.path())
+        .args(["up", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .arg("--rules-dir")
+        .arg(&rules)
+        .arg("--replay")
+        .arg(&log)
+        // Minutes of replay: the failure must not wait for it.
+        .args(["--replay-rate", "100", "--no-llm", "--log-format", "json"])
+        .env("SOC_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("soc up starts");
+    let child = Waiter::new(out);
+    let (status, stderr) = child.wait_for(Duration::from_secs(30));
+    assert!(
+        !status.success(),
+        "a failed stage must fail the process: {stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains("broken.yaml") && stderr.contains("missing"),
+        "the error names the cause: {stderr}"
+    );
+    let logged = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["fields"]["message"] == "stage failed")
+        .unwrap_or_else(|| panic!("logged as JSON when it happened: {stderr}"));
+    assert_eq!(logged["level"], "ERROR");
+    assert_eq!(logged["fields"]["stage"], "processor");
+}
+
+/// A child that is killed if it outlives the test's bound.
+struct Waiter(Child);
+
+impl Waiter {
+    fn new(child: Child) -> Self {
+        Waiter(child)
+    }
+
+    fn wait_for(mut self, bound: Duration) -> (std::process::ExitStatus, String) {
+        use std::io::Read;
+        let deadline = Instant::now() + bound;
+        loop {
+            if let Some(status) = self.0.try_wait().expect("wait") {
+                let mut err = String::new();
+                if let Some(mut e) = self.0.stderr.take() {
+                    e.read_to_string(&mut err).expect("stderr");
+                }
+                return (status, err);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running after {bound:?}: a zombie"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -107,3 +107,113 @@ async fn ssh_bruteforce_corpus_raises_its_alert_on_the_api_and_the_websocket() {
     let _ = stop.send(true);
     pipeline.wait().await.expect("clean shutdown");
 }
+
+/// `attackers` SSH brute forces from 198.51.<n>.x, six failures each.
+fn brute_forces(path: &std::path::Path, n: u8, attackers: u8) {
+    let mut text = String::new();
+    for a in 0..attackers {
+        for k in 0u8..6 {
+            text.push_str(&format!(
+                "Mar 10 08:{:02}:{:02} bastion sshd[{}]: Failed password for invalid user u{k} from 198.51.{n}.{} port {} ssh2\n",
+                a / 6,
+                (a % 6) * 10 + k,
+                1000 + u32::from(a),
+                u32::from(a) + 1,
+                30000 + u32::from(k)
+            ));
+        }
+    }
+    std::fs::write(path, text).expect("log");
+}
+
+async fn brute_force_alerts(base: &str) -> usize {
+    let page: serde_json::Value = reqwest::get(format!(
+        "{base}/api/alerts?limit=500&rule_id=soc/ssh-bruteforce"
+    ))
+    .await
+    .expect("api")
+    .json()
+    .await
+    .expect("json");
+    page["alerts"].as_array().map_or(0, Vec::len)
+}
+
+/// Start the pipeline on `dir`, replay `log` if given, wait for `want` brute-force alerts.
+async fn run_until(dir: &std::path::Path, log: Option<&std::path::Path>, want: usize) -> u64 {
+    let (stop, shutdown) = watch::channel(false);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut opts = embedded::Options::local(dir, listener, shutdown);
+    opts.triage = Some(soc_processor::triage::TriageSettings {
+        enabled: false,
+        ..Default::default()
+    });
+    let pipeline = embedded::start(opts).await.expect("pipeline starts");
+    let base = format!("http://{}", pipeline.addr);
+    if let Some(log) = log {
+        soc_connectors::replay::replay(
+            &pipeline.log,
+            &soc_connectors::replay::ReplayConfig::new(log),
+        )
+        .await
+        .expect("replay");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut got = 0;
+    while tokio::time::Instant::now() < deadline {
+        got = brute_force_alerts(&base).await;
+        if got >= want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(got, want, "alerts after start in {}", dir.display());
+    let health = reqwest::get(format!("{base}/api/health"))
+        .await
+        .expect("health");
+    assert_eq!(health.status(), 200);
+    let resets = pipeline
+        .stats
+        .stream_resets
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let _ = stop.send(true);
+    pipeline.wait().await.expect("clean shutdown");
+    resets
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_database_or_stream_is_detected_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = dir.path().join("first.log");
+    let second = dir.path().join("second.log");
+    brute_forces(&first, 1, 20);
+    brute_forces(&second, 2, 10);
+    assert_eq!(run_until(dir.path(), Some(&first), 20).await, 0);
+
+    // The database is lost: rebuilt from what the stream holds.
+    for f in ["soc.sqlite-wal", "soc.sqlite-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+    }
+    std::fs::File::options()
+        .write(true)
+        .open(dir.path().join("soc.sqlite"))
+        .and_then(|f| f.set_len(0))
+        .expect("truncate the database");
+    assert_eq!(
+        run_until(dir.path(), None, 20).await,
+        0,
+        "rebuilt, no reset"
+    );
+
+    // The stream is lost and new lines arrive: the database's checkpoint is ahead of it,
+    // which is detected, and the new lines are all processed.
+    std::fs::File::options()
+        .write(true)
+        .open(dir.path().join("log.redb"))
+        .and_then(|f| f.set_len(0))
+        .expect("truncate the log");
+    assert_eq!(
+        run_until(dir.path(), Some(&second), 30).await,
+        1,
+        "the reset is counted"
+    );
+}

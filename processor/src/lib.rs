@@ -2,13 +2,13 @@
 //! runs the rules, writes alerts to the database and the `alerts` topic, and has incidents
 //! triaged by an LLM off the hot path.
 
-pub mod clock;
 pub mod error;
 pub mod fields;
 pub mod ioc;
 pub mod net;
 pub mod pipeline;
 pub mod publish;
+pub mod response;
 pub mod rules;
 pub mod settings;
 pub mod store;

@@ -18,6 +18,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::Utc;
 use sea_orm::DatabaseConnection;
 use serde_json::Value;
+use soc_core::clock::Clock;
 use soc_core::stream::{Consumer, ConsumerSpec, LogStream, Record, StartFrom, StreamError};
 use soc_core::Alert;
 use std::collections::HashMap;
@@ -25,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 use uuid::Uuid;
 
 /// Counters a caller (the launcher's health and bench) can read.
@@ -39,6 +40,9 @@ pub struct ProcessorStats {
     pub invalid_records: AtomicU64,
     /// Partitions whose consumer (and SmartModule chain) is ready.
     pub partitions_ready: AtomicU64,
+    /// Partitions found behind the database's checkpoint at start (the stream was lost or
+    /// replaced) and processed again from their start.
+    pub stream_resets: AtomicU64,
     /// LLM triage counters.
     pub triage: Arc<TriageStats>,
 }
@@ -80,6 +84,7 @@ pub async fn run(
             db.clone(),
             stream.clone(),
             settings.alerts_topic.clone(),
+            settings.clock,
         ));
     }
     let mut tasks = tokio::task::JoinSet::new();
@@ -148,6 +153,42 @@ pub fn detect<'a>(
     alerts
 }
 
+/// Where a partition resumes: the database's checkpoint, unless the stream cannot have
+/// reached it (it was lost or replaced: its records are new, and are all processed), or the
+/// start when the database has none (new, or lost: what the stream holds rebuilds it).
+/// Alert ids are deterministic, so processing a record twice updates the same alert.
+fn start_offset(
+    checkpoint: Option<u64>,
+    end: Option<u64>,
+    partition: u32,
+    stats: &ProcessorStats,
+) -> u64 {
+    match (checkpoint, end) {
+        (Some(cp), Some(end)) if cp > end => {
+            stats.stream_resets.fetch_add(1, Ordering::Relaxed);
+            error!(
+                partition,
+                checkpoint = cp,
+                stream_end = end,
+                "the raw topic ends before the database's checkpoint: the stream was lost or \
+                 replaced; processing it again from its start"
+            );
+            0
+        }
+        (Some(cp), _) => cp,
+        (None, Some(end)) if end > 0 => {
+            warn!(
+                partition,
+                stream_end = end,
+                "no checkpoint in the database: processing the raw topic from its start (a \
+                 new database, or a lost one being rebuilt)"
+            );
+            0
+        }
+        (None, _) => 0,
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_partition(
     settings: ProcessorSettings,
@@ -164,13 +205,19 @@ async fn run_partition(
         detector.restore(&rule, &key, &state);
     }
     let checkpoint = store.checkpoint(consumer_id, partition).await?;
-    let mut next_offset = checkpoint.as_ref().map_or(0, |c| c.next_offset);
     if let Some(cp) = &checkpoint {
         // The last batch's alerts are in the database; the crash may have come before they
         // reached the topic. Publishing again is harmless: consumers keep the newest revision.
         let alerts = store.alerts_by_id(&cp.unpublished).await?;
         publish(stream.as_ref(), &settings.alerts_topic, &alerts).await?;
     }
+    let end = stream.stream_end(&settings.input_topic, partition).await?;
+    let mut next_offset = start_offset(
+        checkpoint.as_ref().map(|c| c.next_offset),
+        end,
+        partition,
+        &stats,
+    );
     info!(
         partition,
         next_offset,
@@ -183,11 +230,9 @@ async fn run_partition(
             partition,
             consumer_id: consumer_id.to_string(),
             chain: settings.chain.clone(),
-            // The database checkpoint is authoritative; the stream's own offset is a fallback.
-            start: match &checkpoint {
-                Some(cp) => StartFrom::Offset(cp.next_offset),
-                None => StartFrom::Committed,
-            },
+            // The database's checkpoint is authoritative: without one, the database is new
+            // or was lost, and everything the stream still holds is processed again.
+            start: StartFrom::Offset(next_offset),
         })
         .await?;
     stats.partitions_ready.fetch_add(1, Ordering::Relaxed);
@@ -197,15 +242,19 @@ async fn run_partition(
     let (done_tx, done_rx) = watch::channel(0u64);
     let reader = tokio::spawn(read_ahead(
         consumer,
-        settings.batch_max_records,
-        Duration::from_millis(settings.batch_wait_ms),
-        STREAM_COMMIT_EVERY,
+        ReadPace {
+            max_records: settings.batch_max_records,
+            wait: Duration::from_millis(settings.batch_wait_ms),
+            commit_every: STREAM_COMMIT_EVERY,
+            clock: settings.clock,
+        },
         batches_tx,
         done_rx,
         shutdown.clone(),
     ));
     let mut handled = 0u64;
-    let mut last_expire = Instant::now();
+    let clock = settings.clock;
+    let mut last_expire = clock.now();
     loop {
         if *shutdown.borrow() {
             break;
@@ -227,9 +276,9 @@ async fn run_partition(
         }
         let mut alerts = detect(&mut detector, fresh, now, &stats, partition);
         triage.attach(&mut alerts);
-        if last_expire.elapsed() >= EXPIRE_EVERY {
+        if clock.since(last_expire) >= EXPIRE_EVERY {
             detector.expire();
-            last_expire = Instant::now();
+            last_expire = clock.now();
         }
         if next_offset == start_offset && batch.is_empty() {
             handled += 1;
@@ -299,19 +348,34 @@ const STREAM_COMMIT_EVERY: Duration = Duration::from_secs(1);
 /// Reads batches ahead of the detector. The stream offset is committed only once every batch
 /// read so far is handled (`done` counts them), so it never runs ahead of the work; under
 /// constant load the reader pauses for that at most once a `commit_every`.
+/// How the reader batches and how often it commits.
+struct ReadPace {
+    /// Records per batch at most.
+    max_records: usize,
+    /// Longest wait for a batch's first record.
+    wait: Duration,
+    /// Commit at least this often under constant load.
+    commit_every: Duration,
+    clock: Clock,
+}
+
 async fn read_ahead(
     mut consumer: Box<dyn Consumer>,
-    max_records: usize,
-    wait: Duration,
-    commit_every: Duration,
+    pace: ReadPace,
     batches: mpsc::Sender<Vec<Record>>,
     mut done: watch::Receiver<u64>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::result::Result<(), StreamError> {
+    let ReadPace {
+        max_records,
+        wait,
+        commit_every,
+        clock,
+    } = pace;
     let mut sent = 0u64;
     // Records were read since the last commit.
     let mut uncommitted = false;
-    let mut last_commit = Instant::now();
+    let mut last_commit = clock.now();
     loop {
         let batch = tokio::select! {
             _ = shutdown.changed() => return Ok(()),
@@ -326,7 +390,7 @@ async fn read_ahead(
             continue;
         }
         let caught_up = *done.borrow() >= sent;
-        if !caught_up && last_commit.elapsed() < commit_every {
+        if !caught_up && clock.since(last_commit) < commit_every {
             continue;
         }
         // Wait for the processor to handle what was read, then mark it processed.
@@ -336,7 +400,7 @@ async fn read_ahead(
         }
         consumer.commit().await?;
         uncommitted = false;
-        last_commit = Instant::now();
+        last_commit = clock.now();
     }
 }
 
@@ -406,11 +470,14 @@ mod tests {
         let (stop_tx, stop_rx) = watch::channel(false);
         let reader = tokio::spawn(read_ahead(
             Box::new(consumer),
-            100,
-            Duration::from_millis(5),
-            // Far shorter than the 400 ms of work below, so a commit must come mid-run
-            // even when the reader is never caught up.
-            Duration::from_millis(60),
+            ReadPace {
+                max_records: 100,
+                wait: Duration::from_millis(5),
+                // Far shorter than the 400 ms of work below, so a commit must come mid-run
+                // even when the reader is never caught up.
+                commit_every: Duration::from_millis(60),
+                clock: Clock::System,
+            },
             tx,
             done_rx,
             stop_rx,

@@ -344,10 +344,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 impl LogStream for EmbeddedLog {
     async fn ensure_topic(&self, spec: &TopicSpec) -> Result<()> {
         if spec.partitions == 0 {
-            return Err(StreamError::Config(format!(
-                "topic `{}` needs at least one partition",
-                spec.name
-            )));
+            return Err(StreamError::NoPartitions(spec.name.clone()));
         }
         let log = self.clone();
         let spec = spec.clone();
@@ -381,6 +378,10 @@ impl LogStream for EmbeddedLog {
             Ok(())
         })
         .await
+    }
+
+    async fn stream_end(&self, topic: &str, partition: u32) -> Result<Option<u64>> {
+        self.end_offset(topic, partition).map(Some)
     }
 
     async fn partitions(&self, topic: &str) -> Result<u32> {
@@ -433,11 +434,7 @@ impl LogStream for EmbeddedLog {
                 (Some(m), false) => {
                     Some(m.build_chain(&spec2.chain, log.inner.chain_memory_limit)?)
                 }
-                (None, false) => {
-                    return Err(StreamError::Config(
-                        "a SmartModule chain was requested but no modules are loaded".into(),
-                    ))
-                }
+                (None, false) => return Err(StreamError::ChainWithoutModules),
             };
             Ok((position, chain))
         })

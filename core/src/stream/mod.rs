@@ -36,10 +36,37 @@ pub enum StreamError {
     /// A SmartModule could not be loaded or failed on a batch.
     #[error("smartmodule `{name}`: {reason}")]
     SmartModule { name: String, reason: String },
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    /// A deployment file (topic or chain) is missing or invalid.
+    #[error("{}: {source}", path.display())]
+    Deployment {
+        path: std::path::PathBuf,
+        source: DeploymentError,
+    },
+    #[error("{0} holds no SmartModule (*.wasm)")]
+    NoModules(String),
+    #[error("a SmartModule chain was requested but no modules are loaded")]
+    ChainWithoutModules,
+    #[error("topic `{0}` needs at least one partition")]
+    NoPartitions(String),
+    /// The cluster client refused a consumer configuration.
+    #[error("consumer configuration: {0}")]
+    Consumer(Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
     Asset(#[from] crate::assets::AssetError),
+}
+
+/// Why a deployment file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DeploymentError {
+    #[error("missing")]
+    Missing,
+    #[error(transparent)]
+    Yaml(#[from] serde_norway::Error),
+    #[error("bad retention time `{0}`")]
+    RetentionTime(String),
+    /// The cluster's own parser refused it.
+    #[error("{0}")]
+    Cluster(Box<dyn std::error::Error + Send + Sync>),
 }
 
 pub type Result<T> = std::result::Result<T, StreamError>;
@@ -128,6 +155,14 @@ pub trait LogStream: Send + Sync + 'static {
 
     /// The last checkpoint stored under `name`.
     async fn checkpoint(&self, name: &str) -> Result<Option<u64>>;
+
+    /// The next offset to be written to a partition, where the backend can tell cheaply
+    /// (the embedded log); `None` where it cannot. Lets a consumer see that its checkpoint
+    /// is ahead of the stream, i.e. the stream was lost or replaced.
+    async fn stream_end(&self, topic: &str, partition: u32) -> Result<Option<u64>> {
+        let _ = (topic, partition);
+        Ok(None)
+    }
 
     async fn consumer(&self, spec: ConsumerSpec) -> Result<Box<dyn Consumer>>;
 }

@@ -1,16 +1,30 @@
-//! `GET /api/health`: the process is up and its database answers.
+//! `GET /api/health`: ready (200) while the database answers and every stage of the process
+//! runs; 503 naming what is wrong otherwise.
 
+use crate::stages::Stages;
 use actix_web::{web, HttpResponse};
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 
-pub async fn health(db: web::Data<DatabaseConnection>) -> HttpResponse {
-    match db.ping().await {
-        Ok(()) => HttpResponse::Ok().json(json!({"status": "ok", "database": "ok"})),
+pub async fn health(
+    db: web::Data<DatabaseConnection>,
+    stages: Option<web::Data<Stages>>,
+) -> HttpResponse {
+    let database = match db.ping().await {
+        Ok(()) => "ok",
         Err(e) => {
             tracing::warn!(error = %e, "health: database unreachable");
-            HttpResponse::ServiceUnavailable()
-                .json(json!({"status": "degraded", "database": "unreachable"}))
+            "unreachable"
         }
+    };
+    let (ready, stages) = match &stages {
+        Some(s) => (s.ready(), json!(s.snapshot())),
+        None => (true, json!({})),
+    };
+    if database == "ok" && ready {
+        HttpResponse::Ok().json(json!({"status": "ok", "database": database, "stages": stages}))
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "failing", "database": database, "stages": stages}))
     }
 }

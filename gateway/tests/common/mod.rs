@@ -1,6 +1,6 @@
 use chrono::{TimeZone, Utc};
 use soc_core::{Alert, Severity};
-use soc_gateway::{AlertHub, GatewayState};
+use soc_gateway::{AlertHub, GatewayState, HostPolicy};
 use soc_migrations::testing::TestDb;
 use std::sync::Arc;
 
@@ -47,5 +47,7 @@ pub fn state(db: &TestDb) -> GatewayState {
     GatewayState {
         db: db.conn.clone(),
         hub: Arc::new(AlertHub::default()),
+        hosts: Arc::new(HostPolicy::default()),
+        stages: Arc::default(),
     }
 }

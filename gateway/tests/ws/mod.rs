@@ -1,6 +1,6 @@
 use crate::common::alert;
 use futures_util::StreamExt;
-use soc_gateway::{AlertHub, GatewayState};
+use soc_gateway::{AlertHub, GatewayState, HostPolicy};
 use soc_migrations::testing::TestDb;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,8 @@ async fn serve(hub: Arc<AlertHub>) -> (String, actix_web::dev::ServerHandle, Tes
         GatewayState {
             db: db.conn.clone(),
             hub,
+            hosts: Arc::new(HostPolicy::default()),
+            stages: Arc::default(),
         },
         listener,
     )
@@ -87,5 +89,199 @@ async fn a_client_that_falls_behind_is_disconnected() {
     }
     let frame = closed.expect("the server closed the connection");
     assert_eq!(u16::from(frame.code), 1008, "policy violation: too slow");
+    handle.stop(true).await;
+}
+
+#[actix_web::test]
+async fn a_client_that_answers_no_ping_is_dropped_and_one_that_does_stays() {
+    // Heartbeats every 75 ms and a 225 ms timeout of real time: the 15 s and 45 s of the
+    // hub's clock, two hundred times faster.
+    let clock = soc_core::clock::Clock::fast(200);
+    let hub = Arc::new(AlertHub::default().with_clock(clock));
+    let (url, handle, _db) = serve(hub.clone()).await;
+    let closed = |hub: &AlertHub| {
+        hub.sessions_closed
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+
+    // Reading answers pings (tungstenite replies on the next read).
+    let (mut live, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("connect");
+    wait_for_sessions(&hub, 1).await;
+    let reader = tokio::spawn(async move {
+        let mut pings = 0u32;
+        while let Some(Ok(m)) = live.next().await {
+            if m.is_ping() {
+                pings += 1;
+            }
+        }
+        pings
+    });
+
+    // Never read: its pings go unanswered.
+    let (_silent, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("connect");
+    wait_for_sessions(&hub, 2).await;
+
+    // Four client timeouts of the hub's clock.
+    clock.sleep(soc_gateway::ws::CLIENT_TIMEOUT * 4).await;
+    assert_eq!(closed(&hub), 1, "only the silent client is dropped");
+    handle.stop(true).await;
+    let pings = reader.await.expect("reader");
+    assert!(pings >= 8, "the live client was pinged throughout: {pings}");
+}
+
+/// The status line's code of a raw HTTP/1.1 request with these headers.
+async fn status_of(addr: &str, path: &str, headers: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sock = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let close = if headers.contains("Connection:") {
+        ""
+    } else {
+        "Connection: close\r\n"
+    };
+    let req = format!("GET {path} HTTP/1.1\r\n{headers}{close}\r\n");
+    sock.write_all(req.as_bytes()).await.expect("write");
+    // Only the status line: an accepted upgrade keeps the connection open.
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(2).any(|w| w == b"\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut chunk))
+            .await
+            .expect("in time")
+            .expect("read");
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&buf);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {text}"))
+}
+
+#[actix_web::test]
+async fn a_foreign_host_or_origin_is_refused() {
+    let hub = Arc::new(AlertHub::default());
+    let (url, handle, _db) = serve(hub.clone()).await;
+    let addr = url
+        .trim_start_matches("ws://")
+        .trim_end_matches("/ws/alerts")
+        .to_string();
+    let upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+
+    // DNS rebinding: a name the attacker controls, resolving to the gateway.
+    assert_eq!(
+        status_of(&addr, "/api/health", "Host: rebind.evil.example:8080\r\n").await,
+        421
+    );
+    assert_eq!(
+        status_of(
+            &addr,
+            "/ws/alerts",
+            &format!("Host: rebind.evil.example\r\n{upgrade}")
+        )
+        .await,
+        421
+    );
+    assert_eq!(
+        status_of(&addr, "/api/health", &format!("Host: {addr}\r\n")).await,
+        200
+    );
+    assert_eq!(
+        status_of(&addr, "/api/health", "Host: localhost\r\n").await,
+        200
+    );
+
+    // A page elsewhere opening the WebSocket from the analyst's browser.
+    let with_origin = |origin: &str| format!("Host: {addr}\r\nOrigin: {origin}\r\n{upgrade}");
+    assert_eq!(
+        status_of(&addr, "/ws/alerts", &with_origin("https://evil.example")).await,
+        403
+    );
+    assert_eq!(
+        status_of(&addr, "/ws/alerts", &with_origin("null")).await,
+        403
+    );
+    assert_eq!(
+        status_of(&addr, "/ws/alerts", &with_origin(&format!("http://{addr}"))).await,
+        101,
+        "the dashboard's own origin"
+    );
+    assert_eq!(
+        status_of(&addr, "/ws/alerts", &format!("Host: {addr}\r\n{upgrade}")).await,
+        101,
+        "no Origin: not a browser"
+    );
+    assert_eq!(
+        hub.sessions_opened
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2,
+        "no refused handshake opened a session"
+    );
+    handle.stop(true).await;
+}
+
+#[actix_web::test]
+async fn a_client_that_stops_reading_at_the_tcp_level_is_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A queue no flood below can overrun: only the send timeout can drop the client.
+    // Ten seconds of the hub's clock are 50 ms here.
+    let hub = Arc::new(AlertHub::new(1 << 20).with_clock(soc_core::clock::Clock::fast(200)));
+    let (url, handle, _db) = serve(hub.clone()).await;
+    let addr = url
+        .trim_start_matches("ws://")
+        .trim_end_matches("/ws/alerts")
+        .to_string();
+    let mut sock = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    sock.write_all(
+        format!("GET /ws/alerts HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").as_bytes(),
+    )
+    .await
+    .expect("handshake");
+    let mut head = [0u8; 12];
+    sock.read_exact(&mut head).await.expect("response");
+    assert_eq!(&head[9..12], b"101");
+    wait_for_sessions(&hub, 1).await;
+
+    // From here on the socket is never read: 40 MB of alerts fill every buffer on the way.
+    let mut big = alert("192.0.2.9", 1);
+    big.title = "x".repeat(8 * 1024);
+    let payload = serde_json::to_vec(&big).expect("json");
+    let dropped = || {
+        hub.sessions_dropped_stalled
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let started = std::time::Instant::now();
+    for _ in 0..5_000 {
+        hub.publish(&payload);
+        if dropped() > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    while dropped() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "a client that reads nothing is still connected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The session counts itself closed right after it gives up.
+    while hub
+        .sessions_closed
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 0
+    {
+        assert!(started.elapsed() < Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(sock);
     handle.stop(true).await;
 }
