@@ -16,6 +16,7 @@ use super::{
     StartFrom, StreamError, TopicSpec,
 };
 use crate::assets::Assets;
+use crate::clock::Clock;
 use async_trait::async_trait;
 use fluvio::consumer::{ConsumerConfigExtBuilder, ConsumerStream, OffsetManagementStrategy};
 use fluvio::dataplane::link::ErrorCode;
@@ -46,6 +47,8 @@ pub struct FluvioStream {
     client: Arc<Fluvio>,
     producers: Mutex<HashMap<String, Arc<TopicProducerPool>>>,
     checkpoint_dir: PathBuf,
+    /// Times the retries.
+    clock: Clock,
 }
 
 impl std::fmt::Debug for FluvioStream {
@@ -66,7 +69,14 @@ impl FluvioStream {
             client: Arc::new(client),
             producers: Mutex::new(HashMap::new()),
             checkpoint_dir,
+            clock: Clock::System,
         })
+    }
+
+    /// The same client with its retries timed by `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Create the topics described by the Fluvio topic YAML files in `topics/` of the
@@ -133,7 +143,9 @@ impl FluvioStream {
                 }
                 Err(e) => {
                     last = Some(e);
-                    tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
+                    self.clock
+                        .sleep(Duration::from_millis(100 * (attempt + 1)))
+                        .await;
                 }
             }
         }
