@@ -141,12 +141,12 @@ fn chain_rate(
 ) -> Result<(f64, usize)> {
     let mut c = registry.build_chain(chain, None)?;
     // Warm up the instance before timing.
-    c.process(records(&lines[..lines.len().min(1000)]))?;
+    c.process(&records(&lines[..lines.len().min(1000)]))?;
     let batches: Vec<Vec<Record>> = lines.chunks(1000).map(records).collect();
     let start = Instant::now();
     let mut out = 0usize;
     for b in batches {
-        out += c.process(b)?.len();
+        out += c.process(&b)?.len();
     }
     let secs = start.elapsed().as_secs_f64();
     Ok((lines.len() as f64 / secs, out))
@@ -162,7 +162,7 @@ fn rules_rate(
     let mut c = registry.build_chain(chain, None)?;
     let mut events = Vec::with_capacity(lines.len());
     for b in lines.chunks(1000) {
-        for r in c.process(records(b))? {
+        for r in c.process(&records(b))? {
             events.push((
                 serde_json::from_slice::<serde_json::Value>(&r.value)?,
                 r.timestamp_ms,

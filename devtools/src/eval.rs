@@ -323,7 +323,7 @@ impl Evaluator {
                     value: l.as_bytes().to_vec(),
                 })
                 .collect();
-            let out = self.chain.process(records)?;
+            let out = self.chain.process(&records)?;
             for a in detect(&mut detector, &out, now, &stats, 0) {
                 latest.insert(a.id, a);
             }

@@ -233,6 +233,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let stream = connect_fluvio(&settings).await?;
             let mut config = soc_connectors::replay::ReplayConfig::new(&args.file);
             config.lines_per_sec = args.rate;
+            config.max_line_bytes = settings.ingest.max_line_bytes;
             let report = soc_connectors::replay::replay(&stream, &config).await?;
             println!(
                 "replayed {} lines (resumed from byte {})",
@@ -253,6 +254,7 @@ pub async fn up(settings: Settings, args: UpArgs) -> Result<()> {
     let shutdown = shutdown_on_ctrl_c();
     let listener = std::net::TcpListener::bind(settings.listen)
         .with_context(|| format!("binding {}", settings.listen))?;
+    let max_line_bytes = settings.ingest.max_line_bytes;
     let mut files = args.replay.clone();
     if args.demo {
         files.push(demo::write(&settings.data_dir)?);
@@ -274,6 +276,7 @@ pub async fn up(settings: Settings, args: UpArgs) -> Result<()> {
         for file in &files {
             let mut config = soc_connectors::replay::ReplayConfig::new(file);
             config.lines_per_sec = rate;
+            config.max_line_bytes = max_line_bytes;
             let report = soc_connectors::replay::replay(&log, &config)
                 .await
                 .with_context(|| format!("replaying {}", file.display()))?;

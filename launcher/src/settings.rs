@@ -21,7 +21,7 @@ pub const EXAMPLE: &str = include_str!("../soc.example.toml");
 const IMPLICIT_FILE: &str = "soc.toml";
 
 /// Top-level keys, so unrelated `SOC_*` variables (`SOC_LOG`, ...) are not taken for config.
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 9] = [
     "data_dir",
     "database_url",
     "listen",
@@ -29,6 +29,7 @@ const KEYS: [&str; 8] = [
     "fluvio",
     "assets",
     "rules",
+    "ingest",
     "triage",
 ];
 
@@ -48,6 +49,7 @@ pub struct Settings {
     pub fluvio: FluvioSettings,
     pub assets: AssetDirs,
     pub rules: RuleSettings,
+    pub ingest: IngestSettings,
     pub triage: TriageSettings,
 }
 
@@ -61,6 +63,7 @@ impl Default for Settings {
             fluvio: FluvioSettings::default(),
             assets: AssetDirs::default(),
             rules: RuleSettings::default(),
+            ingest: IngestSettings::default(),
             triage: TriageSettings::default(),
         }
     }
@@ -133,6 +136,22 @@ impl AssetDirs {
 pub struct RuleSettings {
     /// Tuning by rule id.
     pub overrides: BTreeMap<String, RuleOverride>,
+}
+
+/// How lines enter the raw topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSettings {
+    /// Longer lines are cut to this many bytes and set aside in full size in `dead-letters`.
+    pub max_line_bytes: usize,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        IngestSettings {
+            max_line_bytes: soc_connectors::replay::DEFAULT_MAX_LINE_BYTES,
+        }
+    }
 }
 
 /// Flags every command takes; each one overrides the file and the environment.

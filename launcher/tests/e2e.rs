@@ -217,3 +217,63 @@ async fn a_lost_database_or_stream_is_detected_and_nothing_is_lost() {
         "the reset is counted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_lines_are_set_aside_and_detection_goes_on() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let attack = dir.path().join("attack.log");
+    brute_forces(&attack, 7, 1);
+    let log = dir.path().join("huge.log");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&log).expect("create"));
+        let filler = "x".repeat(1 << 20);
+        for i in 0..200 {
+            writeln!(f, "Mar 10 07:59:59 bastion app[{i}]: {filler}").expect("write");
+        }
+        f.write_all(&std::fs::read(&attack).expect("attack"))
+            .expect("write");
+    }
+
+    let (stop, shutdown) = watch::channel(false);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut opts = embedded::Options::local(dir.path(), listener, shutdown);
+    opts.triage = Some(soc_processor::triage::TriageSettings {
+        enabled: false,
+        ..Default::default()
+    });
+    let pipeline = embedded::start(opts).await.expect("pipeline starts");
+    let base = format!("http://{}", pipeline.addr);
+    let report = soc_connectors::replay::replay(
+        &pipeline.log,
+        &soc_connectors::replay::ReplayConfig::new(&log),
+    )
+    .await
+    .expect("replay");
+    assert_eq!((report.lines, report.truncated), (206, 200));
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while brute_force_alerts(&base).await < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the brute force after the huge lines was not detected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let letters = pipeline
+        .log
+        .read(soc_core::stream::topics::DEAD_LETTERS, 0, 0, 1_000)
+        .expect("dead letters");
+    assert_eq!(letters.len(), 200);
+    let first: soc_core::stream::DeadLetter =
+        serde_json::from_slice(&letters[0].value).expect("json");
+    assert_eq!(first.reason, "line_too_long");
+    assert_eq!(first.bytes, (1 << 20) + 32);
+    assert!(first.source.ends_with("huge.log@0"), "{}", first.source);
+    let health = reqwest::get(format!("{base}/api/health"))
+        .await
+        .expect("health");
+    assert_eq!(health.status(), 200, "the process stays healthy");
+    let _ = stop.send(true);
+    pipeline.wait().await.expect("clean shutdown");
+}

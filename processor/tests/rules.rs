@@ -75,7 +75,7 @@ fn events_of(case: &Path, chain: &mut Chain) -> Vec<(serde_json::Value, i64)> {
     let received = DateTime::parse_from_rfc3339(RECEIVED)
         .expect("time")
         .timestamp_millis();
-    let records = lines
+    let records: Vec<Record> = lines
         .enumerate()
         .map(|(i, l)| Record {
             partition: 0,
@@ -86,7 +86,7 @@ fn events_of(case: &Path, chain: &mut Chain) -> Vec<(serde_json::Value, i64)> {
         })
         .collect();
     chain
-        .process(records)
+        .process(&records)
         .expect("chain runs")
         .into_iter()
         .map(|r| {

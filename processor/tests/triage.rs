@@ -572,7 +572,7 @@ fn alerts_from_lines(lines: &[String]) -> Vec<Alert> {
     let received = chrono::DateTime::parse_from_rfc3339("2026-06-30T12:00:00Z")
         .expect("time")
         .timestamp_millis();
-    let records = lines
+    let records: Vec<Record> = lines
         .iter()
         .enumerate()
         .map(|(i, l)| Record {
@@ -583,7 +583,7 @@ fn alerts_from_lines(lines: &[String]) -> Vec<Alert> {
             value: l.as_bytes().to_vec(),
         })
         .collect();
-    let events = chain().process(records).expect("chain runs");
+    let events = chain().process(&records).expect("chain runs");
     let rules =
         load_rules(&soc_processor::rules::shipped_rules(), &BTreeMap::new()).expect("rules");
     let mut detector = Detector::new(rules);

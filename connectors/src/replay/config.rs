@@ -14,6 +14,9 @@ pub struct ReplayConfig {
     pub lines_per_sec: Option<u64>,
     /// Resume after the file's last checkpoint instead of from the start.
     pub resume: bool,
+    /// Longer lines are cut to this many bytes (and set aside in full size in
+    /// `dead-letters`); a line never costs more memory than this.
+    pub max_line_bytes: usize,
     /// Paces `lines_per_sec`.
     pub clock: Clock,
 }
@@ -26,10 +29,14 @@ impl ReplayConfig {
             batch_lines: default_batch_lines(),
             lines_per_sec: None,
             resume: true,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             clock: Clock::System,
         }
     }
 }
+
+/// 100 KiB, as Vector's file source: far above any real log line, far below what hurts.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 100 * 1024;
 
 pub const fn default_batch_lines() -> usize {
     500

@@ -5,14 +5,14 @@
 
 mod config;
 
-pub use config::ReplayConfig;
+pub use config::{ReplayConfig, DEFAULT_MAX_LINE_BYTES};
 
 use crate::error::{Error, Result};
-use soc_core::stream::{Checkpoint, LogStream, ProduceRecord};
+use soc_core::stream::{topics, Checkpoint, DeadLetter, LogStream, ProduceRecord};
 use std::io::SeekFrom;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncSeekExt, BufReader};
-use tracing::info;
+use tracing::{info, warn};
 
 /// How often a long replay logs its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
@@ -21,6 +21,8 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 pub struct ReplayReport {
     /// Lines produced by this run.
     pub lines: u64,
+    /// Lines over the size limit, produced cut to it and set aside in `dead-letters`.
+    pub truncated: u64,
     /// Byte position the run started from (0, or the checkpoint of an earlier run).
     pub resumed_from: u64,
     /// Byte position after the last produced line.
@@ -57,16 +59,45 @@ pub async fn replay(stream: &dyn LogStream, config: &ReplayConfig) -> Result<Rep
     let mut buf = Vec::with_capacity(4096);
     let started = config.clock.now();
     let mut last_progress = started;
+    let mut truncated = 0u64;
     loop {
         buf.clear();
-        let n = reader.read_until(b'\n', &mut buf).await.map_err(io_err)?;
+        let (n, full) = read_line_limited(&mut reader, &mut buf, config.max_line_bytes)
+            .await
+            .map_err(io_err)?;
         if n == 0 {
             break;
         }
+        let line_start = position;
         position += n as u64;
         let mut line = buf.as_slice();
         while let Some((b'\n' | b'\r', rest)) = line.split_last() {
             line = rest;
+        }
+        if full > config.max_line_bytes {
+            // Kept, cut to the limit, so whatever it says is still parsed; and set aside
+            // in full size and place so nobody wonders where the rest went.
+            truncated += 1;
+            warn!(
+                file = %config.path.display(),
+                at = line_start,
+                bytes = full,
+                limit = config.max_line_bytes,
+                "line over the size limit truncated"
+            );
+            let letter = DeadLetter::new(
+                "line_too_long",
+                format!(
+                    "{full} bytes, over the {}-byte limit",
+                    config.max_line_bytes
+                ),
+                format!("replay:{}@{line_start}", config.path.display()),
+                line,
+                full as u64,
+            );
+            stream
+                .produce(topics::DEAD_LETTERS, vec![letter.to_record()], None)
+                .await?;
         }
         if !line.is_empty() {
             batch.push(ProduceRecord {
@@ -95,15 +126,54 @@ pub async fn replay(stream: &dyn LogStream, config: &ReplayConfig) -> Result<Rep
     info!(
         file = %config.path.display(),
         lines,
+        truncated,
         resumed_from,
         position,
         "replay finished"
     );
     Ok(ReplayReport {
         lines,
+        truncated,
         resumed_from,
         position,
     })
+}
+
+/// Read one line (with its newline) into `buf`, keeping at most `limit` bytes of it and
+/// skipping the rest, so a huge line costs no more memory than the limit. Returns the bytes
+/// consumed and the line's full length without its line ending.
+async fn read_line_limited<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    limit: usize,
+) -> std::io::Result<(usize, usize)> {
+    let (mut consumed, mut len) = (0usize, 0usize);
+    // The byte before the newline, wherever the buffer boundary fell: `\r` ends a CRLF line.
+    let mut last = None;
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok((consumed, len));
+        }
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..=i], true),
+            None => (available, false),
+        };
+        let keep = limit.saturating_sub(buf.len()).min(chunk.len());
+        buf.extend_from_slice(&chunk[..keep]);
+        let body = &chunk[..chunk.len() - usize::from(done)];
+        len += body.len();
+        last = body.last().copied().or(last);
+        let n = chunk.len();
+        reader.consume(n);
+        consumed += n;
+        if done {
+            if last == Some(b'\r') {
+                len -= 1;
+            }
+            return Ok((consumed, len));
+        }
+    }
 }
 
 async fn flush(
@@ -145,6 +215,27 @@ mod tests {
     use soc_core::clock::Clock;
     use soc_core::stream::embedded::EmbeddedLog;
     use soc_core::stream::TopicSpec;
+
+    #[tokio::test]
+    async fn a_line_costs_no_more_than_the_limit() {
+        let text = format!("short\r\n{}\nlast", "x".repeat(10_000));
+        // A small buffer, so lines cross its boundary.
+        let mut reader = BufReader::with_capacity(64, text.as_bytes());
+        let mut buf = Vec::new();
+        let mut lines = Vec::new();
+        loop {
+            buf.clear();
+            let (n, full) = read_line_limited(&mut reader, &mut buf, 100)
+                .await
+                .expect("read");
+            if n == 0 {
+                break;
+            }
+            assert!(buf.len() <= 100);
+            lines.push((n, full, buf.len()));
+        }
+        assert_eq!(lines, vec![(7, 5, 7), (10_001, 10_000, 100), (4, 4, 4)]);
+    }
 
     #[tokio::test]
     async fn the_rate_limit_holds_on_the_clock_it_is_given() {

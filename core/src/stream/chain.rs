@@ -111,22 +111,24 @@ pub struct Chain {
 
 impl Chain {
     /// Run records through the chain. Output records keep their source offset and timestamp.
-    pub fn process(&mut self, records: Vec<Record>) -> Result<Vec<Record>> {
+    /// The records are left to the caller, which can run them again (or part of them)
+    /// when the chain fails.
+    pub fn process(&mut self, records: &[Record]) -> Result<Vec<Record>> {
         let Some(chain) = self.inner.as_mut() else {
-            return Ok(records);
+            return Ok(records.to_vec());
         };
         let Some(first) = records.first() else {
-            return Ok(records);
+            return Ok(Vec::new());
         };
         let partition = first.partition;
         let base_offset = first.offset as i64;
         let base_timestamp = first.timestamp_ms;
         let sm_records: Vec<SmRecord> = records
-            .into_iter()
+            .iter()
             .map(|r| {
-                let mut sm = match r.key {
-                    Some(k) => SmRecord::new_key_value(k, r.value),
-                    None => SmRecord::new(r.value),
+                let mut sm = match &r.key {
+                    Some(k) => SmRecord::new_key_value(k.clone(), r.value.clone()),
+                    None => SmRecord::new(r.value.clone()),
                 };
                 sm.preamble.set_offset_delta(r.offset as i64 - base_offset);
                 sm.preamble

@@ -116,6 +116,7 @@ mod tests {
         let names: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
         assert!(names.contains(&super::super::topics::RAW_LOGS));
         assert!(names.contains(&super::super::topics::ALERTS));
+        assert!(names.contains(&super::super::topics::DEAD_LETTERS));
         assert!(topics.iter().all(|t| t.retention_secs.is_some()));
     }
 

@@ -7,8 +7,8 @@
 
 use super::chain::{Chain, ModuleRegistry};
 use super::{
-    partition_for, Checkpoint, Consumer, ConsumerSpec, LogStream, ProduceRecord, Record, Result,
-    StartFrom, StreamError, TopicSpec,
+    partition_for, topics, ChainStep, Checkpoint, Consumer, ConsumerSpec, DeadLetter, LogStream,
+    ProduceRecord, Record, Result, StartFrom, StreamError, TopicSpec,
 };
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -76,7 +76,13 @@ struct Inner {
     write_lock: Mutex<()>,
     modules: Option<ModuleRegistry>,
     chain_memory_limit: Option<usize>,
+    /// Raw bytes a consumer hands its chain at once, at most (one larger record goes alone).
+    chain_batch_bytes: usize,
+    dead_letters: std::sync::atomic::AtomicU64,
 }
+
+/// Default bound of a chain batch in bytes: far below any sane wasm store limit.
+pub const CHAIN_BATCH_BYTES: usize = 4 << 20;
 
 /// A durable log in one file. Cheap to clone.
 #[derive(Clone)]
@@ -111,10 +117,21 @@ impl EmbeddedLog {
                 write_lock: Mutex::new(()),
                 modules,
                 chain_memory_limit: None,
+                chain_batch_bytes: CHAIN_BATCH_BYTES,
+                dead_letters: std::sync::atomic::AtomicU64::new(0),
             }),
         };
         log.load_ends()?;
         Ok(log)
+    }
+
+    /// Bound the raw bytes a consumer hands its chain at once (default
+    /// [`CHAIN_BATCH_BYTES`]).
+    pub fn with_chain_batch_bytes(mut self, bytes: usize) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.chain_batch_bytes = bytes.max(1);
+        }
+        self
     }
 
     /// Limit each consumer chain's wasm store (bytes).
@@ -222,12 +239,15 @@ impl EmbeddedLog {
         Ok(())
     }
 
+    /// Up to `max` records from `from`, stopping once they hold `max_bytes` (always at
+    /// least one record, whatever its size).
     fn read_blocking(
         &self,
         topic: &str,
         partition: u32,
         from: u64,
         max: usize,
+        max_bytes: usize,
     ) -> Result<Vec<Record>> {
         let rtx = self.inner.db.begin_read().map_err(unavailable)?;
         let name = records_table(topic, partition);
@@ -238,8 +258,13 @@ impl EmbeddedLog {
             Err(e) => return Err(unavailable(e)),
         };
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         for entry in table.range(from..).map_err(unavailable)?.take(max) {
             let (k, v) = entry.map_err(unavailable)?;
+            bytes += v.value().len();
+            if bytes > max_bytes && !out.is_empty() {
+                break;
+            }
             let offset = k.value();
             let rec = decode_record(partition, offset, v.value()).ok_or_else(|| {
                 StreamError::Unavailable(format!("corrupt record {topic}/{partition}@{offset}"))
@@ -327,7 +352,72 @@ impl EmbeddedLog {
 
     /// Records in a partition after `from`, without a chain (for tools and tests).
     pub fn read(&self, topic: &str, partition: u32, from: u64, max: usize) -> Result<Vec<Record>> {
-        self.read_blocking(topic, partition, from, max)
+        self.read_blocking(topic, partition, from, max, usize::MAX)
+    }
+
+    /// Run `records` through `chain`; when the chain fails on a batch, split it and run the
+    /// halves, so the records it cannot process end up alone in `dead` (with the error) and
+    /// every other record goes on. The chain is rebuilt after each failure: a trapped wasm
+    /// store is not reused.
+    fn isolate(
+        &self,
+        chain: &mut Chain,
+        steps: &[ChainStep],
+        records: Vec<Record>,
+        dead: &mut Vec<(Record, String)>,
+    ) -> Result<Vec<Record>> {
+        let err = match chain.process(&records) {
+            Ok(out) => return Ok(out),
+            Err(e) => e,
+        };
+        if let Some(m) = &self.inner.modules {
+            *chain = m.build_chain(steps, self.inner.chain_memory_limit)?;
+        }
+        let mut records = records;
+        if records.len() == 1 {
+            dead.extend(records.pop().map(|r| (r, err.to_string())));
+            return Ok(Vec::new());
+        }
+        let second = records.split_off(records.len() / 2);
+        let mut out = self.isolate(chain, steps, records, dead)?;
+        out.extend(self.isolate(chain, steps, second, dead)?);
+        Ok(out)
+    }
+
+    /// Set aside what the chain could not process, counted, in the dead-letter topic.
+    fn dead_letter(&self, topic: &str, partition: u32, dead: Vec<(Record, String)>) -> Result<()> {
+        if dead.is_empty() {
+            return Ok(());
+        }
+        self.inner
+            .dead_letters
+            .fetch_add(dead.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let letters: Vec<ProduceRecord> = dead
+            .iter()
+            .map(|(r, e)| {
+                tracing::warn!(topic, partition, offset = r.offset, error = %e, "record set aside: the chain fails on it");
+                DeadLetter::new(
+                    "chain_failed",
+                    e.clone(),
+                    format!("{topic}/{partition}@{}", r.offset),
+                    &r.value,
+                    r.value.len() as u64,
+                )
+                .to_record()
+            })
+            .collect();
+        match self.produce_blocking(topics::DEAD_LETTERS, letters, None) {
+            // Without the topic the letters are still counted and logged above.
+            Err(StreamError::UnknownTopic(_)) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Records set aside in the dead-letter topic by consumer chains since the log opened.
+    pub fn dead_letters(&self) -> u64 {
+        self.inner
+            .dead_letters
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The next offset to be written in a partition.
@@ -469,11 +559,24 @@ impl Consumer for EmbeddedConsumer {
                 let (topic, partition, from) =
                     (self.spec.topic.clone(), self.spec.partition, self.position);
                 let chain = self.chain.clone();
+                let steps = self.spec.chain.clone();
                 let (raw_end, records) = blocking(move || {
-                    let raw = log.read_blocking(&topic, partition, from, max_records)?;
+                    let raw = log.read_blocking(
+                        &topic,
+                        partition,
+                        from,
+                        max_records,
+                        log.inner.chain_batch_bytes,
+                    )?;
                     let raw_end = raw.last().map_or(from, |r| r.offset + 1);
                     let out = match chain {
-                        Some(c) => c.lock().map_err(unavailable)?.process(raw)?,
+                        Some(c) => {
+                            let mut chain = c.lock().map_err(unavailable)?;
+                            let mut dead = Vec::new();
+                            let out = log.isolate(&mut chain, &steps, raw, &mut dead)?;
+                            log.dead_letter(&topic, partition, dead)?;
+                            out
+                        }
                         None => raw,
                     };
                     Ok((raw_end, out))

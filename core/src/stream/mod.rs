@@ -24,6 +24,54 @@ pub mod topics {
     pub const RAW_LOGS: &str = "raw-logs";
     /// Alerts as JSON, one record per alert revision.
     pub const ALERTS: &str = "alerts";
+    /// What could not be processed as it came, with the reason ([`super::DeadLetter`]).
+    pub const DEAD_LETTERS: &str = "dead-letters";
+}
+
+/// A record the pipeline could not process as it came (a line over the size limit, a
+/// record the SmartModule chain fails on), kept with the reason instead of stopping
+/// detection or vanishing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// `line_too_long` or `chain_failed`.
+    pub reason: String,
+    /// The error or limit, for a person.
+    pub detail: String,
+    /// Where it came from: `replay:<file>@<byte>` or `<topic>/<partition>@<offset>`.
+    pub source: String,
+    /// Its full size in bytes.
+    pub bytes: u64,
+    /// Its first bytes (at most [`DeadLetter::HEAD`]), as lossy UTF-8.
+    pub head: String,
+    /// When it was set aside, ms since the epoch.
+    pub at_ms: i64,
+}
+
+impl DeadLetter {
+    pub const HEAD: usize = 512;
+
+    pub fn new(reason: &str, detail: String, source: String, value: &[u8], bytes: u64) -> Self {
+        let head = &value[..value.len().min(Self::HEAD)];
+        DeadLetter {
+            reason: reason.to_string(),
+            detail,
+            source,
+            bytes,
+            head: String::from_utf8_lossy(head).into_owned(),
+            at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+        }
+    }
+
+    pub fn to_record(&self) -> ProduceRecord {
+        ProduceRecord {
+            key: None,
+            // A struct of strings and numbers always serializes.
+            value: serde_json::to_vec(self).unwrap_or_default(),
+            timestamp_ms: self.at_ms,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
