@@ -108,25 +108,37 @@ pub async fn start(opts: Options) -> Result<Pipeline> {
             stats.clone(),
             opts.shutdown.clone(),
         );
-        spawn_stage(&mut tasks, &stages, "processor", async move {
-            soc_processor::run(settings, stream, db, stats, shutdown)
-                .await
-                .context("processor")
-        });
+        spawn_stage(
+            &mut tasks,
+            &stages,
+            &opts.shutdown,
+            "processor",
+            async move {
+                soc_processor::run(settings, stream, db, stats, shutdown)
+                    .await
+                    .context("processor")
+            },
+        );
     }
     {
         let (stream, hub, shutdown) = (stream.clone(), hub.clone(), opts.shutdown.clone());
-        spawn_stage(&mut tasks, &stages, "alert feed", async move {
-            soc_gateway::follow_alerts(
-                stream,
-                topics::ALERTS.into(),
-                "gateway".into(),
-                hub,
-                shutdown,
-            )
-            .await
-            .context("gateway alert feed")
-        });
+        spawn_stage(
+            &mut tasks,
+            &stages,
+            &opts.shutdown,
+            "alert feed",
+            async move {
+                soc_gateway::follow_alerts(
+                    stream,
+                    topics::ALERTS.into(),
+                    "gateway".into(),
+                    hub,
+                    shutdown,
+                )
+                .await
+                .context("gateway alert feed")
+            },
+        );
     }
     {
         // SQLite WAL checkpoints run here rather than inside the processor's commits.
@@ -134,6 +146,7 @@ pub async fn start(opts: Options) -> Result<Pipeline> {
         spawn_stage(
             &mut tasks,
             &stages,
+            &opts.shutdown,
             "database checkpoints",
             every(
                 opts.clock,
@@ -155,6 +168,7 @@ pub async fn start(opts: Options) -> Result<Pipeline> {
         spawn_stage(
             &mut tasks,
             &stages,
+            &opts.shutdown,
             "retention",
             every(
                 opts.clock,
@@ -202,14 +216,29 @@ pub async fn start(opts: Options) -> Result<Pipeline> {
 
 /// Run a stage among the pipeline's tasks, its state tracked for health and its failure
 /// logged the moment it happens.
+/// A stage that ends before shutdown was asked for has stopped working: that is a
+/// failure too.
 fn spawn_stage(
     tasks: &mut JoinSet<Result<()>>,
     stages: &Arc<Stages>,
+    shutdown: &watch::Receiver<bool>,
     name: &'static str,
     fut: impl std::future::Future<Output = Result<()>> + Send + 'static,
 ) {
     let stages = stages.clone();
-    tasks.spawn(async move { stages.track(name, fut).await });
+    let shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        stages
+            .track(name, async move {
+                fut.await?;
+                if *shutdown.borrow() {
+                    Ok(())
+                } else {
+                    Err(anyhow::anyhow!("{name} stopped without being asked to"))
+                }
+            })
+            .await
+    });
 }
 
 impl Pipeline {
@@ -258,5 +287,28 @@ impl Pipeline {
             }
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stage_that_ends_unasked_is_a_failure() {
+        let stages = Arc::new(Stages::default());
+        let (stop, shutdown) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        spawn_stage(&mut tasks, &stages, &shutdown, "feed", async { Ok(()) });
+        let res = tasks.join_next().await.expect("joined").expect("no panic");
+        let err = res.expect_err("ended before shutdown");
+        assert!(err.to_string().contains("feed stopped"), "{err}");
+        assert!(!stages.ready());
+
+        let stages = Arc::new(Stages::default());
+        stop.send(true).expect("stop");
+        spawn_stage(&mut tasks, &stages, &shutdown, "feed", async { Ok(()) });
+        let res = tasks.join_next().await.expect("joined").expect("no panic");
+        assert!(res.is_ok(), "a stage ending on shutdown stopped cleanly");
     }
 }
