@@ -154,6 +154,7 @@ async fn a_record_the_chain_fails_on_is_set_aside_and_the_rest_go_on() {
             name: name.into(),
             partitions: 1,
             retention_secs: None,
+            max_partition_bytes: None,
         })
         .await
         .expect("topic");

@@ -243,11 +243,19 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     );
 
     println!("\n## pipeline: produce -> chain -> rules -> checkpoint (embedded log, SQLite)");
-    let throughput = pipeline_throughput(&args, &mixed, kept as u64).await?;
+    let (throughput, disk) = pipeline_throughput(&args, &mixed, kept as u64).await?;
     println!(
         "{:>20}: {throughput:>10.0} lines/s ({} lines)",
         "end to end",
         mixed.len()
+    );
+    let input: usize = mixed.iter().map(|l| l.len() + 1).sum();
+    println!(
+        "{:>20}: {:>10.2} bytes on disk per input byte ({} MB in, {} MB in the data directory)",
+        "disk cost",
+        disk as f64 / input as f64,
+        input / 1_000_000,
+        disk / 1_000_000
     );
 
     println!(
@@ -295,8 +303,13 @@ async fn start_pipeline(
     Ok((pipeline, tx))
 }
 
-/// `kept`: how many of `lines` pass the chain, i.e. reach the rules.
-async fn pipeline_throughput(args: &BenchArgs, lines: &[String], kept: u64) -> Result<f64> {
+/// `kept`: how many of `lines` pass the chain, i.e. reach the rules. Returns lines/s and
+/// the bytes the data directory then holds (log, database and its journal).
+async fn pipeline_throughput(
+    args: &BenchArgs,
+    lines: &[String],
+    kept: u64,
+) -> Result<(f64, usize)> {
     let dir = tempfile::tempdir()?;
     let (pipeline, stop) = start_pipeline(args, dir.path()).await?;
     let now = Utc::now().timestamp_millis();
@@ -325,7 +338,14 @@ async fn pipeline_throughput(args: &BenchArgs, lines: &[String], kept: u64) -> R
     let secs = start.elapsed().as_secs_f64();
     let _ = stop.send(true);
     pipeline.wait().await?;
-    Ok(lines.len() as f64 / secs)
+    let mut disk = 0usize;
+    for entry in std::fs::read_dir(dir.path())? {
+        let meta = entry?.metadata()?;
+        if meta.is_file() {
+            disk += meta.len() as usize;
+        }
+    }
+    Ok((lines.len() as f64 / secs, disk))
 }
 
 /// Every tick (10 ms) sends rate/100 lines: background traffic plus five SSH failures from

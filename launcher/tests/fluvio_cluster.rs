@@ -43,6 +43,7 @@ async fn ssh_bruteforce_on_a_fluvio_cluster() {
                 name: name.clone(),
                 partitions: 1,
                 retention_secs: Some(3600),
+                max_partition_bytes: None,
             })
             .await
             .expect("create topic");

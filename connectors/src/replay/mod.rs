@@ -248,6 +248,7 @@ mod tests {
             name: soc_core::stream::topics::RAW_LOGS.into(),
             partitions: 1,
             retention_secs: None,
+            max_partition_bytes: None,
         })
         .await
         .expect("topic");

@@ -25,6 +25,9 @@ struct Meta {
 struct Partition {
     #[serde(default = "one")]
     count: u32,
+    /// e.g. `2 GB`, `512 MiB`.
+    #[serde(default)]
+    max_size: Option<String>,
 }
 
 fn one() -> u32 {
@@ -66,10 +69,19 @@ pub fn parse_topic(text: &str, path: &Path) -> Result<TopicSpec> {
         }
         None => None,
     };
+    let max_partition_bytes = match f.partition.as_ref().and_then(|p| p.max_size.as_ref()) {
+        Some(size) => Some(
+            size.parse::<bytesize::ByteSize>()
+                .map_err(|_| bad(DeploymentError::Size(size.clone())))?
+                .as_u64(),
+        ),
+        None => None,
+    };
     Ok(TopicSpec {
         name: f.meta.name,
         partitions: f.partition.map_or(1, |p| p.count.max(1)),
         retention_secs,
+        max_partition_bytes,
     })
 }
 
@@ -118,6 +130,12 @@ mod tests {
         assert!(names.contains(&super::super::topics::ALERTS));
         assert!(names.contains(&super::super::topics::DEAD_LETTERS));
         assert!(topics.iter().all(|t| t.retention_secs.is_some()));
+        let raw = topics
+            .iter()
+            .find(|t| t.name == super::super::topics::RAW_LOGS)
+            .expect("raw");
+        assert_eq!(raw.max_partition_bytes, Some(4_000_000_000), "`4 GB`");
+        assert!(topics.iter().all(|t| t.max_partition_bytes.is_some()));
     }
 
     #[test]

@@ -25,6 +25,28 @@ const CONSUMER_OFFSETS: TableDefinition<(&str, &str, u32), u64> =
     TableDefinition::new("consumer_offsets");
 /// producer checkpoint name -> position
 const CHECKPOINTS: TableDefinition<&str, u64> = TableDefinition::new("checkpoints");
+/// topic -> most bytes a partition keeps
+const SIZE_LIMITS: TableDefinition<&str, u64> = TableDefinition::new("size_limits");
+/// records table -> bytes of its records, kept with every write and delete
+const SIZES: TableDefinition<&str, u64> = TableDefinition::new("sizes");
+
+/// Bytes of a records table: its counter, or (for a log written before the counters
+/// existed) the sum of its records, counted once.
+fn table_bytes(
+    sizes: &redb::Table<&str, u64>,
+    records: &redb::Table<u64, &[u8]>,
+    name: &str,
+) -> Result<u64> {
+    if let Some(n) = sizes.get(name).map_err(unavailable)? {
+        return Ok(n.value());
+    }
+    let mut total = 0u64;
+    for e in records.iter().map_err(unavailable)? {
+        let (_, v) = e.map_err(unavailable)?;
+        total += v.value().len() as u64;
+    }
+    Ok(total)
+}
 
 fn records_table(topic: &str, partition: u32) -> String {
     format!("records/{topic}/{partition}")
@@ -108,6 +130,8 @@ impl EmbeddedLog {
             tx.open_table(TOPICS).map_err(unavailable)?;
             tx.open_table(CONSUMER_OFFSETS).map_err(unavailable)?;
             tx.open_table(CHECKPOINTS).map_err(unavailable)?;
+            tx.open_table(SIZE_LIMITS).map_err(unavailable)?;
+            tx.open_table(SIZES).map_err(unavailable)?;
             tx.commit().map_err(unavailable)?;
         }
         let log = EmbeddedLog {
@@ -211,17 +235,22 @@ impl EmbeddedLog {
                     .or_default()
                     .push(r);
             }
+            let mut sizes = tx.open_table(SIZES).map_err(unavailable)?;
             for (p, recs) in by_partition {
                 let name = records_table(topic, p);
                 let def: TableDefinition<u64, &[u8]> = TableDefinition::new(&name);
                 let mut table = tx.open_table(def).map_err(unavailable)?;
+                let mut bytes = table_bytes(&sizes, &table, &name)?;
                 let offset = next.entry(p).or_insert(0);
                 for r in recs {
+                    let encoded = encode_record(r);
+                    bytes += encoded.len() as u64;
                     table
-                        .insert(*offset, encode_record(r).as_slice())
+                        .insert(*offset, encoded.as_slice())
                         .map_err(unavailable)?;
                     *offset += 1;
                 }
+                sizes.insert(name.as_str(), bytes).map_err(unavailable)?;
             }
             if let Some(cp) = &checkpoint {
                 let mut t = tx.open_table(CHECKPOINTS).map_err(unavailable)?;
@@ -274,51 +303,72 @@ impl EmbeddedLog {
         Ok(out)
     }
 
-    /// Delete records older than each topic's retention. Returns how many were deleted.
+    /// Delete records older than each topic's retention, then the oldest of any partition
+    /// holding more than its topic's size limit. The newest record of a partition is always
+    /// kept, so its end offset survives. Returns how many were deleted.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<u64> {
-        let topics: Vec<(String, u32, u64)> = {
+        let topics: Vec<(String, u32, u64, Option<u64>)> = {
             let rtx = self.inner.db.begin_read().map_err(unavailable)?;
             let t = rtx.open_table(TOPICS).map_err(unavailable)?;
+            let limits = rtx.open_table(SIZE_LIMITS).map_err(unavailable)?;
             let mut v = Vec::new();
             for e in t.iter().map_err(unavailable)? {
                 let (k, meta) = e.map_err(unavailable)?;
                 let (p, r) = meta.value();
-                v.push((k.value().to_string(), p, r));
+                let limit = limits
+                    .get(k.value())
+                    .map_err(unavailable)?
+                    .map(|l| l.value());
+                v.push((k.value().to_string(), p, r, limit));
             }
             v
         };
         let _guard = self.inner.write_lock.lock().map_err(unavailable)?;
         let tx = self.inner.db.begin_write().map_err(unavailable)?;
         let mut deleted = 0;
-        for (topic, partitions, retention_secs) in topics {
-            if retention_secs == 0 {
-                continue;
-            }
-            let cutoff = now_ms - (retention_secs as i64) * 1000;
-            for p in 0..partitions {
-                let name = records_table(&topic, p);
-                let def: TableDefinition<u64, &[u8]> = TableDefinition::new(&name);
-                let mut table = tx.open_table(def).map_err(unavailable)?;
-                // Offsets grow with time: stop at the first record inside the retention.
-                // The newest record is always kept so the partition's end offset survives.
-                let last = table.last().map_err(unavailable)?.map(|(k, _)| k.value());
-                let mut doomed = Vec::new();
-                for e in table.iter().map_err(unavailable)? {
-                    let (k, v) = e.map_err(unavailable)?;
-                    let ts = v
-                        .value()
-                        .get(0..8)
-                        .and_then(|b| b.try_into().ok())
-                        .map(i64::from_le_bytes)
-                        .unwrap_or(i64::MAX);
-                    if ts >= cutoff || Some(k.value()) == last {
-                        break;
-                    }
-                    doomed.push(k.value());
+        {
+            let mut sizes = tx.open_table(SIZES).map_err(unavailable)?;
+            for (topic, partitions, retention_secs, limit) in topics {
+                if retention_secs == 0 && limit.is_none() {
+                    continue;
                 }
-                for k in doomed {
-                    table.remove(k).map_err(unavailable)?;
-                    deleted += 1;
+                let cutoff = if retention_secs == 0 {
+                    i64::MIN
+                } else {
+                    now_ms - (retention_secs as i64) * 1000
+                };
+                for p in 0..partitions {
+                    let name = records_table(&topic, p);
+                    let def: TableDefinition<u64, &[u8]> = TableDefinition::new(&name);
+                    let mut table = tx.open_table(def).map_err(unavailable)?;
+                    let mut bytes = table_bytes(&sizes, &table, &name)?;
+                    let last = table.last().map_err(unavailable)?.map(|(k, _)| k.value());
+                    // Offsets grow with time: from the oldest, delete while a record is out
+                    // of the retention or the partition is over its size.
+                    let mut doomed = Vec::new();
+                    let mut left = bytes;
+                    for e in table.iter().map_err(unavailable)? {
+                        let (k, v) = e.map_err(unavailable)?;
+                        let ts = v
+                            .value()
+                            .get(0..8)
+                            .and_then(|b| b.try_into().ok())
+                            .map(i64::from_le_bytes)
+                            .unwrap_or(i64::MAX);
+                        let too_old = ts < cutoff;
+                        let too_big = limit.is_some_and(|l| left > l);
+                        if Some(k.value()) == last || !(too_old || too_big) {
+                            break;
+                        }
+                        left = left.saturating_sub(v.value().len() as u64);
+                        doomed.push(k.value());
+                    }
+                    for k in doomed {
+                        table.remove(k).map_err(unavailable)?;
+                        deleted += 1;
+                    }
+                    bytes = left;
+                    sizes.insert(name.as_str(), bytes).map_err(unavailable)?;
                 }
             }
         }
@@ -441,6 +491,15 @@ impl LogStream for EmbeddedLog {
         blocking(move || {
             let _guard = log.inner.write_lock.lock().map_err(unavailable)?;
             let tx = log.inner.db.begin_write().map_err(unavailable)?;
+            {
+                // The configured limit applies from this start on, also to an existing topic.
+                let mut limits = tx.open_table(SIZE_LIMITS).map_err(unavailable)?;
+                match spec.max_partition_bytes {
+                    Some(bytes) => limits.insert(spec.name.as_str(), bytes).map(|_| ()),
+                    None => limits.remove(spec.name.as_str()).map(|_| ()),
+                }
+                .map_err(unavailable)?;
+            }
             let partitions = {
                 let mut t = tx.open_table(TOPICS).map_err(unavailable)?;
                 let existing = t
@@ -625,6 +684,7 @@ mod tests {
             name: name.into(),
             partitions: 1,
             retention_secs,
+            max_partition_bytes: None,
         })
         .await
         .expect("topic");
@@ -739,6 +799,51 @@ mod tests {
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].offset, 2);
         assert_eq!(log.end_offset("t", 0).expect("end"), 3);
+    }
+
+    #[tokio::test]
+    async fn a_partition_over_its_size_loses_its_oldest_records_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("log.redb");
+        let value = "x".repeat(1_000);
+        {
+            let log = EmbeddedLog::open(&path, None).expect("open");
+            log.ensure_topic(&TopicSpec {
+                name: "t".into(),
+                partitions: 1,
+                retention_secs: None,
+                max_partition_bytes: Some(10_000),
+            })
+            .await
+            .expect("topic");
+            for i in 0..50 {
+                log.produce("t", vec![rec(&value, i)], None)
+                    .await
+                    .expect("produce");
+            }
+            // Within its time retention (none), over its size: the oldest go.
+            let deleted = log.enforce_retention(1_000_000).expect("retention");
+            let left = log.read("t", 0, 0, 100).expect("read");
+            assert_eq!(deleted as usize + left.len(), 50);
+            let bytes: usize = left.iter().map(|r| r.value.len() + 12).sum();
+            assert!(bytes <= 10_000, "{bytes} bytes kept");
+            assert!(left.len() >= 9, "no more than needed went: {}", left.len());
+            assert_eq!(left.last().map(|r| r.offset), Some(49), "the newest stay");
+            assert_eq!(log.end_offset("t", 0).expect("end"), 50);
+            assert_eq!(log.enforce_retention(1_000_000).expect("again"), 0);
+        }
+        // The counter survives a restart: more writes are bounded the same way.
+        let log = EmbeddedLog::open(&path, None).expect("reopen");
+        for i in 50..60 {
+            log.produce("t", vec![rec(&value, i)], None)
+                .await
+                .expect("produce");
+        }
+        log.enforce_retention(1_000_000).expect("retention");
+        let left = log.read("t", 0, 0, 100).expect("read");
+        let bytes: usize = left.iter().map(|r| r.value.len() + 12).sum();
+        assert!(bytes <= 10_000 && left.len() >= 9, "{} records", left.len());
+        assert_eq!(left.last().map(|r| r.offset), Some(59));
     }
 
     #[tokio::test]

@@ -23,7 +23,9 @@ use fluvio::dataplane::link::ErrorCode;
 use fluvio::dataplane::record::ConsumerRecord;
 use fluvio::metadata::smartmodule::{SmartModuleSpec, SmartModuleWasm};
 use fluvio::metadata::topic::config::TopicConfig;
-use fluvio::metadata::topic::{CleanupPolicy, SegmentBasedPolicy, TopicSpec as FluvioTopicSpec};
+use fluvio::metadata::topic::{
+    CleanupPolicy, SegmentBasedPolicy, TopicSpec as FluvioTopicSpec, TopicStorageConfig,
+};
 use fluvio::{
     Fluvio, FluvioClusterConfig, Offset, RecordKey, SmartModuleContextData, SmartModuleExtraParams,
     SmartModuleInvocation, SmartModuleInvocationWasm, SmartModuleKind, TopicProducerPool,
@@ -180,6 +182,12 @@ impl LogStream for FluvioStream {
             fspec.set_cleanup_policy(CleanupPolicy::Segment(SegmentBasedPolicy {
                 time_in_seconds: secs.max(10) as u32,
             }));
+        }
+        if let Some(bytes) = spec.max_partition_bytes {
+            fspec.set_storage(TopicStorageConfig {
+                segment_size: None,
+                max_partition_size: Some(bytes),
+            });
         }
         match admin.create(spec.name.clone(), false, fspec).await {
             Ok(()) => Ok(()),
@@ -359,5 +367,34 @@ impl Consumer for FluvioConsumer {
             .map_err(|_| unavailable("offset flush not acknowledged in time"))??;
         self.uncommitted = false;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `soc setup` hands the shipped topic files to Fluvio's own parser: they must agree
+    /// with ours, sizes included.
+    #[test]
+    fn fluvio_reads_the_shipped_topics_as_we_do() {
+        let set = crate::stream::shipped::deployment();
+        let ours = crate::stream::config::topics_from(&set).expect("ours");
+        for f in set
+            .files_with_extension("topics", &["yaml", "yml"])
+            .expect("files")
+        {
+            let cfg: TopicConfig = f.text().parse().expect("fluvio parses it");
+            let spec = ours
+                .iter()
+                .find(|t| t.name == cfg.meta.name)
+                .expect("same topic");
+            assert_eq!(
+                cfg.partition.max_size.map(|s| s.as_u64()),
+                spec.max_partition_bytes,
+                "{}",
+                spec.name
+            );
+        }
     }
 }

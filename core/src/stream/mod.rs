@@ -112,6 +112,8 @@ pub enum DeploymentError {
     Yaml(#[from] serde_norway::Error),
     #[error("bad retention time `{0}`")]
     RetentionTime(String),
+    #[error("bad size `{0}` (e.g. `2 GB`)")]
+    Size(String),
     /// The cluster's own parser refused it.
     #[error("{0}")]
     Cluster(Box<dyn std::error::Error + Send + Sync>),
@@ -126,6 +128,10 @@ pub struct TopicSpec {
     pub partitions: u32,
     /// Records older than this are deleted. `None` keeps everything.
     pub retention_secs: Option<u64>,
+    /// The oldest records of a partition are deleted while it holds more bytes than this
+    /// (Fluvio's `partition.max-size`). `None`: no bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_partition_bytes: Option<u64>,
 }
 
 /// A record to append. Its partition follows from its key (no key: partition 0).
