@@ -90,7 +90,15 @@ pub async fn start(opts: Options) -> Result<Pipeline> {
     for spec in topics_from(&config.assets.deployment()?)? {
         log.ensure_topic(&spec).await?;
     }
-    let db = crate::connect_db(&config.database_url()).await?;
+    let db = crate::connect_db(&config.database_url())
+        .await
+        .with_context(|| {
+            format!(
+                "opening the database; if it is damaged, move it (and its -wal and -shm files) \
+                 out of {}: the next start rebuilds every alert the stream still holds",
+                config.data_dir.display()
+            )
+        })?;
     let mut settings = config.processor()?;
     if let Some(t) = &opts.triage {
         settings.triage = t.clone();
@@ -285,6 +293,11 @@ impl Pipeline {
             if let Ok(Err(e)) = res {
                 tracing::warn!(error = %e, "stage stopped with an error");
             }
+        }
+        // Every stage is done with the database: close it, so SQLite folds its journal
+        // back into the file before the process goes.
+        if let Err(e) = self.db.close().await {
+            tracing::warn!(error = %e, "closing the database");
         }
         result
     }
