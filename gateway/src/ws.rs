@@ -7,7 +7,7 @@ use crate::hub::AlertHub;
 use crate::origin::HostPolicy;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason, Message};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
@@ -41,11 +41,21 @@ pub async fn alerts_ws(
             tokio::select! {
                 msg = alerts.recv() => match msg {
                     Ok(text) => {
-                        tokio::select! {
-                            sent = session.text(text.to_string()) => if sent.is_err() {
-                                break None;
+                        // Almost every send finds room at once: only a send that has to
+                        // wait arms the timeout, so the common path costs no timer.
+                        let send = session.text(text.to_string());
+                        tokio::pin!(send);
+                        let sent = match send.as_mut().now_or_never() {
+                            Some(r) => Some(r),
+                            None => tokio::select! {
+                                r = &mut send => Some(r),
+                                _ = clock.sleep(SEND_TIMEOUT) => None,
                             },
-                            _ = clock.sleep(SEND_TIMEOUT) => {
+                        };
+                        match sent {
+                            Some(Ok(())) => {}
+                            Some(Err(_)) => break None,
+                            None => {
                                 tracing::warn!("websocket client stopped reading; disconnecting");
                                 hub.sessions_dropped_stalled.fetch_add(1, Ordering::Relaxed);
                                 // Its queue is full: a close frame would wait as well.

@@ -138,8 +138,8 @@ async fn brute_force_alerts(base: &str) -> usize {
     page["alerts"].as_array().map_or(0, Vec::len)
 }
 
-/// Start the pipeline on `dir`, replay `log` if given, wait for `want` brute-force alerts.
-async fn run_until(dir: &std::path::Path, log: Option<&std::path::Path>, want: usize) -> u64 {
+/// The embedded pipeline on `dir`, triage off; send `true` to stop it.
+async fn start_without_model(dir: &std::path::Path) -> (embedded::Pipeline, watch::Sender<bool>) {
     let (stop, shutdown) = watch::channel(false);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let mut opts = embedded::Options::local(dir, listener, shutdown);
@@ -148,6 +148,21 @@ async fn run_until(dir: &std::path::Path, log: Option<&std::path::Path>, want: u
         ..Default::default()
     });
     let pipeline = embedded::start(opts).await.expect("pipeline starts");
+    (pipeline, stop)
+}
+
+/// Cut a file to nothing, as a lost disk or a bad restore leaves it.
+fn truncate(path: &std::path::Path) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_len(0))
+        .unwrap_or_else(|e| panic!("truncating {}: {e}", path.display()));
+}
+
+/// Start the pipeline on `dir`, replay `log` if given, wait for `want` brute-force alerts.
+async fn run_until(dir: &std::path::Path, log: Option<&std::path::Path>, want: usize) -> u64 {
+    let (pipeline, stop) = start_without_model(dir).await;
     let base = format!("http://{}", pipeline.addr);
     if let Some(log) = log {
         soc_connectors::replay::replay(
@@ -193,11 +208,7 @@ async fn a_lost_database_or_stream_is_detected_and_nothing_is_lost() {
     for f in ["soc.sqlite-wal", "soc.sqlite-shm"] {
         let _ = std::fs::remove_file(dir.path().join(f));
     }
-    std::fs::File::options()
-        .write(true)
-        .open(dir.path().join("soc.sqlite"))
-        .and_then(|f| f.set_len(0))
-        .expect("truncate the database");
+    truncate(&dir.path().join("soc.sqlite"));
     assert_eq!(
         run_until(dir.path(), None, 20).await,
         0,
@@ -206,11 +217,7 @@ async fn a_lost_database_or_stream_is_detected_and_nothing_is_lost() {
 
     // The stream is lost and new lines arrive: the database's checkpoint is ahead of it,
     // which is detected, and the new lines are all processed.
-    std::fs::File::options()
-        .write(true)
-        .open(dir.path().join("log.redb"))
-        .and_then(|f| f.set_len(0))
-        .expect("truncate the log");
+    truncate(&dir.path().join("log.redb"));
     assert_eq!(
         run_until(dir.path(), Some(&second), 30).await,
         1,
@@ -235,14 +242,7 @@ async fn huge_lines_are_set_aside_and_detection_goes_on() {
             .expect("write");
     }
 
-    let (stop, shutdown) = watch::channel(false);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let mut opts = embedded::Options::local(dir.path(), listener, shutdown);
-    opts.triage = Some(soc_processor::triage::TriageSettings {
-        enabled: false,
-        ..Default::default()
-    });
-    let pipeline = embedded::start(opts).await.expect("pipeline starts");
+    let (pipeline, stop) = start_without_model(dir.path()).await;
     let base = format!("http://{}", pipeline.addr);
     let report = soc_connectors::replay::replay(
         &pipeline.log,
