@@ -19,6 +19,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -361,8 +362,12 @@ async fn latency(args: &BenchArgs) -> Result<(Vec<f64>, usize)> {
         anyhow::ensure!(Instant::now() < ready_by, "processor not ready in 60 s");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let url = format!("ws://{}/ws/alerts", pipeline.addr);
-    let (ws, _) = tokio_tungstenite::connect_async(&url)
+    let token = soc::users::issue_token(&pipeline.db, "admin", "bench", None).await?;
+    let mut request = format!("ws://{}/ws/alerts", pipeline.addr).into_client_request()?;
+    request
+        .headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse()?);
+    let (ws, _) = tokio_tungstenite::connect_async(request)
         .await
         .context("connecting the WebSocket client")?;
     let received: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();

@@ -16,15 +16,54 @@ pub enum ApiError {
     InvalidData(String),
     #[error("the Host header does not name this gateway; add the name to `allowed_hosts`")]
     MisdirectedHost,
-    #[error("WebSocket connections are accepted from the gateway's own pages only")]
+    #[error("this request is accepted from the gateway's own pages only (Origin)")]
     ForeignOrigin,
+    #[error("sign in first: a session cookie or an `Authorization: Bearer` token is needed, and the one sent is missing, expired or revoked")]
+    Unauthenticated,
+    #[error("this needs the {0} role")]
+    Forbidden(crate::auth::Role),
+    #[error("a state-changing request needs the session's CSRF token in `X-CSRF-Token`, from the gateway's own origin")]
+    CsrfFailed,
+    #[error("choose a new password first (POST /api/auth/password)")]
+    PasswordChangeRequired,
+    #[error("wrong user name or password")]
+    InvalidCredentials,
+    #[error("too many sign-in attempts; try again in {0} s")]
+    TooManyAttempts(u64),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("internal error")]
+    Internal,
+}
+
+impl From<crate::auth::AccountError> for ApiError {
+    fn from(e: crate::auth::AccountError) -> Self {
+        use crate::auth::AccountError as A;
+        match e {
+            A::Database(e) => ApiError::Database(e),
+            A::StoredRole(r) => ApiError::InvalidData(format!("stored role `{r}`")),
+            A::Password(crate::auth::password::PasswordError::Hash(h)) => ApiError::InvalidData(h),
+            A::NoSuchUser(_) | A::NoSuchToken(_) => ApiError::NotFound(e.to_string()),
+            A::UsernameTaken(_) | A::LastAdmin => ApiError::Conflict(e.to_string()),
+            A::Password(_) | A::InvalidUsername | A::RoleAboveOwner(_) => {
+                ApiError::BadRequest(e.to_string())
+            }
+        }
+    }
 }
 
 /// (code, status, title): one line per error kind.
 const CODES: &[(&str, u16, &str)] = &[
     ("not_found", 404, "Not found"),
     ("bad_request", 400, "Bad request"),
+    ("unauthenticated", 401, "Unauthenticated"),
+    ("invalid_credentials", 401, "Invalid credentials"),
+    ("forbidden", 403, "Forbidden"),
+    ("csrf_failed", 403, "CSRF check failed"),
+    ("password_change_required", 403, "Password change required"),
     ("foreign_origin", 403, "Foreign origin"),
+    ("conflict", 409, "Conflict"),
+    ("too_many_requests", 429, "Too many requests"),
     ("misdirected_request", 421, "Misdirected request"),
     ("database_unavailable", 503, "Database unavailable"),
     ("internal", 500, "Internal error"),
@@ -39,6 +78,14 @@ impl ApiError {
             ApiError::InvalidData(_) => "internal",
             ApiError::MisdirectedHost => "misdirected_request",
             ApiError::ForeignOrigin => "foreign_origin",
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::CsrfFailed => "csrf_failed",
+            ApiError::PasswordChangeRequired => "password_change_required",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::TooManyAttempts(_) => "too_many_requests",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Internal => "internal",
         }
     }
 
@@ -80,15 +127,23 @@ impl ResponseError for ApiError {
         } else {
             self.to_string()
         };
-        HttpResponse::build(self.status_code())
-            .content_type("application/problem+json")
-            .json(Problem {
-                kind: format!("https://soc.invalid/problems/{code}"),
-                title,
-                status,
-                detail,
-                code,
-            })
+        let mut res = HttpResponse::build(self.status_code());
+        match self {
+            ApiError::Unauthenticated | ApiError::InvalidCredentials => {
+                res.insert_header(("WWW-Authenticate", "Bearer realm=\"soc\""));
+            }
+            ApiError::TooManyAttempts(secs) => {
+                res.insert_header(("Retry-After", secs.to_string()));
+            }
+            _ => {}
+        }
+        res.content_type("application/problem+json").json(Problem {
+            kind: format!("https://soc.invalid/problems/{code}"),
+            title,
+            status,
+            detail,
+            code,
+        })
     }
 }
 

@@ -1,7 +1,10 @@
 //! `/ws/alerts`: every alert revision as `{"type":"alert","alert":{..}}`, heartbeats every
 //! 15 s, and a disconnect for clients that fall behind (close code 1008, policy), stop
-//! reading (no message taken for 10 s) or answer no ping for 45 s.
+//! reading (no message taken for 10 s) or answer no ping for 45 s. The socket needs a
+//! signed-in viewer, and closes (1008) at the first heartbeat after its session or token
+//! ends.
 
+use crate::auth::{Accounts, Principal};
 use crate::error::ApiError;
 use crate::hub::AlertHub;
 use crate::origin::HostPolicy;
@@ -24,6 +27,8 @@ pub async fn alerts_ws(
     body: web::Payload,
     hub: web::Data<AlertHub>,
     hosts: Option<web::Data<HostPolicy>>,
+    principal: Principal,
+    accounts: web::Data<Accounts>,
 ) -> actix_web::Result<HttpResponse> {
     if hosts.is_some_and(|h| !h.origin_allowed(req.headers())) {
         tracing::warn!(origin = ?req.headers().get("origin"), "websocket from a foreign origin refused");
@@ -33,6 +38,7 @@ pub async fn alerts_ws(
     let mut alerts = hub.subscribe();
     hub.sessions_opened.fetch_add(1, Ordering::Relaxed);
     let hub = hub.into_inner();
+    let accounts = accounts.into_inner();
     actix_web::rt::spawn(async move {
         let clock = hub.clock;
         let mut heartbeat = Box::pin(clock.sleep(HEARTBEAT));
@@ -92,6 +98,18 @@ pub async fn alerts_ws(
                     if clock.since(last_seen) > CLIENT_TIMEOUT {
                         tracing::debug!("websocket client answered no ping; disconnecting");
                         break None;
+                    }
+                    match accounts.still_valid(&principal, chrono::Utc::now()).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::info!(user = %principal.username, "session ended; closing its websocket");
+                            break Some(CloseReason {
+                                code: CloseCode::Policy,
+                                description: Some("session ended; sign in again".into()),
+                            });
+                        }
+                        // A database hiccup is not a reason to drop an analyst's feed.
+                        Err(e) => tracing::warn!(error = %e, "websocket: checking the session failed"),
                     }
                     if session.ping(b"").await.is_err() {
                         break None;

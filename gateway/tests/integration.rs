@@ -1,5 +1,7 @@
 //! Gateway integration tests, one binary: REST in-process, WebSocket over a real socket.
 
 mod alerts;
+mod auth;
 mod common;
+mod tls;
 mod ws;

@@ -74,6 +74,8 @@ pub struct Pipeline {
     pub stats: Arc<ProcessorStats>,
     pub hub: Arc<AlertHub>,
     pub addr: SocketAddr,
+    /// Whether the gateway serves TLS.
+    pub tls: bool,
     server: actix_web::dev::ServerHandle,
     tasks: JoinSet<Result<()>>,
     pub stages: Arc<Stages>,
@@ -99,6 +101,8 @@ pub async fn start(opts: Options) -> Result<Pipeline> {
                 config.data_dir.display()
             )
         })?;
+    crate::users::ensure_first_admin(config, &db).await?;
+    let tls = config.tls_config()?;
     let mut settings = config.processor()?;
     if let Some(t) = &opts.triage {
         settings.triage = t.clone();
@@ -198,14 +202,17 @@ pub async fn start(opts: Options) -> Result<Pipeline> {
         );
     }
     let addr = opts.listener.local_addr()?;
+    let tls_on = tls.is_some();
     let server = soc_gateway::run(
         GatewayState {
             db: db.clone(),
             hub: hub.clone(),
             hosts: Arc::new(soc_gateway::HostPolicy::new(config.allowed_hosts.clone())),
             stages: stages.clone(),
+            auth: Arc::new(config.auth_state()),
         },
         opts.listener,
+        tls,
     )?;
     let handle = server.handle();
     tokio::spawn(server);
@@ -215,6 +222,7 @@ pub async fn start(opts: Options) -> Result<Pipeline> {
         stats,
         hub,
         addr,
+        tls: tls_on,
         server: handle,
         tasks,
         stages,
@@ -250,6 +258,15 @@ fn spawn_stage(
 }
 
 impl Pipeline {
+    /// `https` or `http`, as the gateway serves.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// Run a job that ends by itself (a file replay) beside the stages: its failure stops
     /// the pipeline like a stage's, its success does not.
     pub fn spawn_job(

@@ -11,6 +11,7 @@
 pub mod demo;
 pub mod embedded;
 pub mod settings;
+pub mod users;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -47,6 +48,9 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Apply the database migrations.
     Migrate,
+    /// Manage the users who sign in to the dashboard, and their API tokens.
+    #[command(subcommand)]
+    User(users::UserCmd),
     /// Print the effective configuration (defaults, file, environment, flags), secrets
     /// redacted.
     Config(ConfigCmd),
@@ -202,18 +206,23 @@ pub async fn run(cli: Cli) -> Result<()> {
             let shutdown = shutdown_on_ctrl_c();
             let listener = std::net::TcpListener::bind(settings.listen)
                 .with_context(|| format!("binding {}", settings.listen))?;
+            users::ensure_first_admin(&settings, &db).await?;
+            let tls = settings.tls_config()?;
+            let scheme = if tls.is_some() { "https" } else { "http" };
             let server = soc_gateway::run(
                 soc_gateway::GatewayState {
                     db,
                     hub: hub.clone(),
                     hosts: Arc::new(soc_gateway::HostPolicy::new(settings.allowed_hosts.clone())),
                     stages: stages.clone(),
+                    auth: Arc::new(settings.auth_state()),
                 },
                 listener,
+                tls,
             )?;
             let handle = server.handle();
             tokio::spawn(server);
-            println!("gateway listening on http://{}", settings.listen);
+            println!("gateway listening on {scheme}://{}", settings.listen);
             let follow = stages
                 .track(
                     "alert feed",
@@ -246,6 +255,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("migrations applied");
             Ok(())
         }
+        Command::User(cmd) => {
+            let db = connect_db(&settings.database_url()).await?;
+            users::run(cmd, &db).await
+        }
         Command::CheckRules { dir } => check_rules(&dir),
     }
 }
@@ -267,7 +280,7 @@ pub async fn up(settings: Settings, args: UpArgs) -> Result<()> {
         clock: soc_core::clock::Clock::System,
     })
     .await?;
-    println!("dashboard: http://{}/", pipeline.addr);
+    println!("dashboard: {}://{}/", pipeline.scheme(), pipeline.addr);
     // Replays run as jobs of the pipeline, so a stage that fails meanwhile stops `soc up`
     // at once instead of after the files are read.
     let log = pipeline.log.clone();

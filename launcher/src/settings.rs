@@ -21,11 +21,13 @@ pub const EXAMPLE: &str = include_str!("../soc.example.toml");
 const IMPLICIT_FILE: &str = "soc.toml";
 
 /// Top-level keys, so unrelated `SOC_*` variables (`SOC_LOG`, ...) are not taken for config.
-const KEYS: [&str; 9] = [
+const KEYS: [&str; 11] = [
     "data_dir",
     "database_url",
     "listen",
     "allowed_hosts",
+    "auth",
+    "tls",
     "fluvio",
     "assets",
     "rules",
@@ -46,6 +48,8 @@ pub struct Settings {
     /// Host names the gateway is reached by, besides IP addresses and `localhost` (e.g. a
     /// reverse proxy's name). Requests naming any other host are refused.
     pub allowed_hosts: Vec<String>,
+    pub auth: AuthSettings,
+    pub tls: TlsSettings,
     pub fluvio: FluvioSettings,
     pub assets: AssetDirs,
     pub rules: RuleSettings,
@@ -60,6 +64,8 @@ impl Default for Settings {
             database_url: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             allowed_hosts: Vec::new(),
+            auth: AuthSettings::default(),
+            tls: TlsSettings::default(),
             fluvio: FluvioSettings::default(),
             assets: AssetDirs::default(),
             rules: RuleSettings::default(),
@@ -67,6 +73,41 @@ impl Default for Settings {
             triage: TriageSettings::default(),
         }
     }
+}
+
+/// Sign-in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// How long a dashboard session lasts from sign-in.
+    pub session_hours: u32,
+    /// The first admin's password, used once, when the database has no user yet. Unset: one
+    /// is generated, printed once, and must be changed at first sign-in.
+    #[serde(skip_serializing)]
+    pub admin_password: Option<secrecy::SecretString>,
+    /// Mark the session cookie `Secure` while serving plain HTTP (behind a TLS proxy);
+    /// always on with `[tls]`.
+    pub secure_cookies: bool,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            session_hours: 12,
+            admin_password: None,
+            secure_cookies: false,
+        }
+    }
+}
+
+/// TLS for the gateway, from PEM files; both or neither.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -321,7 +362,33 @@ impl Settings {
         if let Some(triage) = value.get_mut("triage").and_then(|t| t.as_table_mut()) {
             triage.insert("api_key".into(), toml::Value::String(key.into()));
         }
+        if self.auth.admin_password.is_some() {
+            if let Some(auth) = value.get_mut("auth").and_then(|t| t.as_table_mut()) {
+                auth.insert(
+                    "admin_password".into(),
+                    toml::Value::String("[redacted]".into()),
+                );
+            }
+        }
         toml::to_string_pretty(&value).context("printing the configuration")
+    }
+
+    /// The gateway's sign-in behaviour.
+    pub fn auth_state(&self) -> soc_gateway::AuthState {
+        soc_gateway::AuthState {
+            session_ttl: chrono::Duration::hours(i64::from(self.auth.session_hours.max(1))),
+            secure_cookies: self.auth.secure_cookies || self.tls.cert.is_some(),
+            ..soc_gateway::AuthState::default()
+        }
+    }
+
+    /// The gateway's TLS configuration, when `[tls]` names a certificate and key.
+    pub fn tls_config(&self) -> Result<Option<soc_gateway::rustls::ServerConfig>> {
+        match (&self.tls.cert, &self.tls.key) {
+            (Some(cert), Some(key)) => Ok(Some(soc_gateway::tls::server_config(cert, key)?)),
+            (None, None) => Ok(None),
+            _ => anyhow::bail!("[tls] needs both `cert` and `key`"),
+        }
     }
 
     /// The processor's settings: the shipped or configured rules, indicators, chain and triage.

@@ -6,6 +6,8 @@ use soc_core::stream::topics;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
+
+mod support;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -58,6 +60,7 @@ fn start(data: &Path, log: &Path, port: u16) -> Child {
         // Slow enough that the kill lands in the middle of the replay.
         .args(["--replay-rate", "15000"])
         .env("SOC_LOG", "warn")
+        .env("SOC_AUTH__ADMIN_PASSWORD", support::ADMIN_PASSWORD)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -81,7 +84,7 @@ fn fetch_all(port: u16) -> Option<Vec<serde_json::Value>> {
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={c}"));
         }
-        let page: serde_json::Value = reqwest::blocking::get(&url).ok()?.json().ok()?;
+        let page = support::get_signed_in(port, &url)?;
         all.extend(page["alerts"].as_array()?.iter().cloned());
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_string()),

@@ -126,7 +126,7 @@ impl Browser {
         let r = self
             .call(
                 "Runtime.evaluate",
-                json!({"expression": expression, "returnByValue": true}),
+                json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
             )
             .await;
         r["result"]["value"].clone()
@@ -149,6 +149,9 @@ impl Browser {
     }
 }
 
+/// The first admin's password in this test.
+const ADMIN_PASSWORD: &str = "dashboard test passphrase";
+
 const ROWS: &str = "JSON.stringify([...document.querySelectorAll('#alerts tr')].map(r => [...r.children].map(c => c.textContent)))";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,18 +161,50 @@ async fn dashboard_shows_alerts_live_without_reload() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     // No model: alerts carry the deterministic verdict (the merge with later model verdicts
     // is exercised below through the page's own update function).
-    let pipeline = embedded::start(embedded::Options {
-        triage: Some(soc_processor::triage::TriageSettings {
-            enabled: false,
-            ..Default::default()
-        }),
-        ..embedded::Options::local(dir.path(), listener, shutdown)
-    })
-    .await
-    .expect("pipeline");
+    let mut opts = embedded::Options::local(dir.path(), listener, shutdown);
+    opts.triage = Some(soc_processor::triage::TriageSettings {
+        enabled: false,
+        ..Default::default()
+    });
+    opts.settings.auth.admin_password = Some(ADMIN_PASSWORD.into());
+    let pipeline = embedded::start(opts).await.expect("pipeline");
 
     let mut browser = Browser::launch().await;
     browser.open(&format!("http://{}/", pipeline.addr)).await;
+    // Signed out: the sign-in form, no alert table, and the API refuses the page.
+    browser
+        .wait_for("document.getElementById('signin').hidden", |v| v == false)
+        .await;
+    assert_eq!(
+        browser.eval("document.getElementById('app').hidden").await,
+        true
+    );
+    assert_eq!(
+        browser
+            .eval("fetch('/api/alerts').then(r => r.status)")
+            .await,
+        401
+    );
+    browser
+        .eval(
+            "document.getElementById('username').value = 'admin'; \
+             document.getElementById('password').value = 'wrong password'; \
+             document.getElementById('signin').requestSubmit(); 0",
+        )
+        .await;
+    browser
+        .wait_for("document.getElementById('signin-error').textContent", |v| {
+            v.as_str()
+                .is_some_and(|t| t.contains("wrong user name or password"))
+        })
+        .await;
+    browser
+        .eval(&format!(
+            "document.getElementById('username').value = 'admin'; \
+             document.getElementById('password').value = '{ADMIN_PASSWORD}'; \
+             document.getElementById('signin').requestSubmit(); 0"
+        ))
+        .await;
     browser
         .wait_for("document.getElementById('status').textContent", |v| {
             v == "live"

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::watch;
 
+mod support;
+
 fn corpus(rel: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpora")).join(rel)
 }
@@ -23,10 +25,9 @@ async fn ssh_bruteforce_corpus_raises_its_alert_on_the_api_and_the_websocket() {
         .await
         .expect("pipeline starts");
     let base = format!("http://{}", pipeline.addr);
+    let token = support::token(&pipeline).await;
 
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws/alerts", pipeline.addr))
-        .await
-        .expect("websocket connects");
+    let mut ws = support::ws(pipeline.addr, &token).await;
     for _ in 0..100 {
         if pipeline
             .hub
@@ -67,13 +68,11 @@ async fn ssh_bruteforce_corpus_raises_its_alert_on_the_api_and_the_websocket() {
     assert_eq!(last["alert"]["host_name"], "sd-126005");
     assert_eq!(last["alert"]["mitre"][0], "T1110");
 
-    let page: serde_json::Value =
-        reqwest::get(format!("{base}/api/alerts?rule_id=soc/ssh-bruteforce"))
-            .await
-            .expect("api")
-            .json()
-            .await
-            .expect("json");
+    let page = support::get_json(
+        &format!("{base}/api/alerts?rule_id=soc/ssh-bruteforce"),
+        &token,
+    )
+    .await;
     let alerts = page["alerts"].as_array().expect("alerts");
     assert_eq!(
         alerts.len(),
@@ -90,12 +89,7 @@ async fn ssh_bruteforce_corpus_raises_its_alert_on_the_api_and_the_websocket() {
     assert_eq!(alerts[0]["evidence"][0]["user"]["name"], "pascal");
 
     // The same six failures try six user names: the enumeration rule raises its own incident.
-    let all: serde_json::Value = reqwest::get(format!("{base}/api/alerts"))
-        .await
-        .expect("api")
-        .json()
-        .await
-        .expect("json");
+    let all = support::get_json(&format!("{base}/api/alerts"), &token).await;
     let rules: Vec<&str> = all["alerts"]
         .as_array()
         .expect("alerts")
@@ -126,15 +120,12 @@ fn brute_forces(path: &std::path::Path, n: u8, attackers: u8) {
     std::fs::write(path, text).expect("log");
 }
 
-async fn brute_force_alerts(base: &str) -> usize {
-    let page: serde_json::Value = reqwest::get(format!(
-        "{base}/api/alerts?limit=500&rule_id=soc/ssh-bruteforce"
-    ))
-    .await
-    .expect("api")
-    .json()
-    .await
-    .expect("json");
+async fn brute_force_alerts(base: &str, token: &str) -> usize {
+    let page = support::get_json(
+        &format!("{base}/api/alerts?limit=500&rule_id=soc/ssh-bruteforce"),
+        token,
+    )
+    .await;
     page["alerts"].as_array().map_or(0, Vec::len)
 }
 
@@ -164,6 +155,7 @@ fn truncate(path: &std::path::Path) {
 async fn run_until(dir: &std::path::Path, log: Option<&std::path::Path>, want: usize) -> u64 {
     let (pipeline, stop) = start_without_model(dir).await;
     let base = format!("http://{}", pipeline.addr);
+    let token = support::token(&pipeline).await;
     if let Some(log) = log {
         soc_connectors::replay::replay(
             &pipeline.log,
@@ -175,7 +167,7 @@ async fn run_until(dir: &std::path::Path, log: Option<&std::path::Path>, want: u
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut got = 0;
     while tokio::time::Instant::now() < deadline {
-        got = brute_force_alerts(&base).await;
+        got = brute_force_alerts(&base, &token).await;
         if got >= want {
             break;
         }
@@ -244,6 +236,7 @@ async fn huge_lines_are_set_aside_and_detection_goes_on() {
 
     let (pipeline, stop) = start_without_model(dir.path()).await;
     let base = format!("http://{}", pipeline.addr);
+    let token = support::token(&pipeline).await;
     let report = soc_connectors::replay::replay(
         &pipeline.log,
         &soc_connectors::replay::ReplayConfig::new(&log),
@@ -253,7 +246,7 @@ async fn huge_lines_are_set_aside_and_detection_goes_on() {
     assert_eq!((report.lines, report.truncated), (206, 200));
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while brute_force_alerts(&base).await < 1 {
+    while brute_force_alerts(&base, &token).await < 1 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the brute force after the huge lines was not detected"

@@ -4,6 +4,8 @@
 //! hidden under an empty tmpfs in a private mount namespace while `soc` runs.
 
 use std::path::Path;
+
+mod support;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -56,6 +58,7 @@ fn start(bin: &Path, cwd: &Path, port: u16, hide: Option<&Path>) -> Child {
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("HOME", cwd)
         .env("SOC_LOG", "warn")
+        .env("SOC_AUTH__ADMIN_PASSWORD", support::ADMIN_PASSWORD)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -64,10 +67,7 @@ fn start(bin: &Path, cwd: &Path, port: u16, hide: Option<&Path>) -> Child {
 
 fn brute_force_sources(port: u16) -> Vec<String> {
     let url = format!("http://127.0.0.1:{port}/api/alerts?rule_id=soc/ssh-bruteforce");
-    let Ok(resp) = reqwest::blocking::get(url) else {
-        return Vec::new();
-    };
-    let Ok(page) = resp.json::<serde_json::Value>() else {
+    let Some(page) = support::get_signed_in(port, &url) else {
         return Vec::new();
     };
     page["alerts"]

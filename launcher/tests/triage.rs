@@ -14,6 +14,8 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 const MODEL_DELAY: Duration = Duration::from_secs(2);
 
+mod support;
+
 fn corpus(rel: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpora")).join(rel)
 }
@@ -71,9 +73,8 @@ async fn alerts_leave_with_the_fallback_and_the_model_verdict_follows() {
     .await
     .expect("pipeline starts");
     let base = format!("http://{}", pipeline.addr);
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws/alerts", pipeline.addr))
-        .await
-        .expect("websocket connects");
+    let token = support::token(&pipeline).await;
+    let mut ws = support::ws(pipeline.addr, &token).await;
     while pipeline
         .hub
         .sessions_opened
@@ -140,12 +141,7 @@ async fn alerts_leave_with_the_fallback_and_the_model_verdict_follows() {
 
     // The API serves the stored verdict; the call is recorded.
     let id = last["alert"]["id"].as_str().expect("id").to_string();
-    let stored: Value = reqwest::get(format!("{base}/api/alerts/{id}"))
-        .await
-        .expect("api")
-        .json()
-        .await
-        .expect("json");
+    let stored: Value = support::get_json(&format!("{base}/api/alerts/{id}"), &token).await;
     assert_eq!(stored["triage"]["source"], "model");
     assert_eq!(stored["triage"]["stage"], 2);
     assert_eq!(stored["count"], 6);

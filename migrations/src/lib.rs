@@ -6,6 +6,7 @@ mod m20261122_000001_create_alerts;
 mod m20261122_000002_alert_indicators;
 mod m20261122_000003_alert_triage;
 mod m20261202_000004_verdict_rank;
+mod m20261203_000005_accounts;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_alert_indicators::Migration),
             Box::new(m20261122_000003_alert_triage::Migration),
             Box::new(m20261202_000004_verdict_rank::Migration),
+            Box::new(m20261203_000005_accounts::Migration),
         ]
     }
 }

@@ -2,9 +2,12 @@
 //! The schema itself lives in the `soc-migrations` crate.
 
 pub mod alert;
+pub mod api_token;
 pub mod llm_call;
 pub mod processor_checkpoint;
 pub mod rule_state;
+pub mod session;
+pub mod user;
 
 use crate::{Alert, Severity, Triage};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};

@@ -12,11 +12,6 @@ use soc_core::Alert;
 pub const DEFAULT_LIMIT: u64 = 50;
 pub const MAX_LIMIT: u64 = 500;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("", web::get().to(list))
-        .route("/{id}", web::get().to(get));
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
@@ -45,7 +40,7 @@ fn parse_cursor(c: &str) -> Result<(chrono::DateTime<chrono::Utc>, String), ApiE
     Ok((soc_core::time_from_millis(ms), id.to_string()))
 }
 
-async fn list(
+pub async fn list(
     db: web::Data<DatabaseConnection>,
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -104,7 +99,7 @@ async fn list(
     }))
 }
 
-async fn get(
+pub async fn get(
     db: web::Data<DatabaseConnection>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

@@ -1,12 +1,13 @@
-//! `GET /api/health`: ready (200) while the database answers and every stage of the process
-//! runs; 503 naming what is wrong otherwise.
+//! `GET /api/health` (readiness): 200 while the database answers and every stage of the
+//! process runs; 503 naming what is wrong otherwise. `GET /api/health/live` (liveness): 200
+//! whenever the gateway answers at all.
 
 use crate::stages::Stages;
 use actix_web::{web, HttpResponse};
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 
-pub async fn health(
+pub async fn ready(
     db: web::Data<DatabaseConnection>,
     stages: Option<web::Data<Stages>>,
 ) -> HttpResponse {
@@ -27,4 +28,8 @@ pub async fn health(
         HttpResponse::ServiceUnavailable()
             .json(json!({"status": "failing", "database": database, "stages": stages}))
     }
+}
+
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "alive"}))
 }

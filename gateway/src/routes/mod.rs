@@ -1,3 +1,79 @@
+//! Every route of the gateway, with who may call it. The app is built from this table, so a
+//! route cannot exist without an access rule, and the authorization tests walk it.
+
 pub mod alerts;
+pub mod auth;
 pub mod dashboard;
 pub mod health;
+pub mod tokens;
+pub mod users;
+
+use crate::auth::{Access, Role};
+use actix_web::http::Method;
+
+pub struct RouteDef {
+    pub method: Method,
+    /// actix-web pattern, as `HttpRequest::match_pattern` reports it.
+    pub path: &'static str,
+    pub access: Access,
+    /// Attaches the handler.
+    pub to: fn(actix_web::Route) -> actix_web::Route,
+}
+
+fn def(
+    method: Method,
+    path: &'static str,
+    access: Access,
+    to: fn(actix_web::Route) -> actix_web::Route,
+) -> RouteDef {
+    RouteDef {
+        method,
+        path,
+        access,
+        to,
+    }
+}
+
+pub fn table() -> Vec<RouteDef> {
+    use Access::{Account, Public};
+    const VIEWER: Access = Access::Role(Role::Viewer);
+    const ADMIN: Access = Access::Role(Role::Admin);
+    let (get, post, patch, delete) = (Method::GET, Method::POST, Method::PATCH, Method::DELETE);
+    vec![
+        // The page shell carries no data: it signs in, then calls the API.
+        def(get.clone(), "/", Public, |r| r.to(dashboard::index)),
+        def(get.clone(), "/api/health", Public, |r| r.to(health::ready)),
+        def(get.clone(), "/api/health/live", Public, |r| {
+            r.to(health::live)
+        }),
+        def(post.clone(), "/api/auth/signin", Public, |r| {
+            r.to(auth::sign_in)
+        }),
+        def(post.clone(), "/api/auth/signout", Account, |r| {
+            r.to(auth::sign_out)
+        }),
+        def(post.clone(), "/api/auth/password", Account, |r| {
+            r.to(auth::change_password)
+        }),
+        def(get.clone(), "/api/session", Account, |r| {
+            r.to(auth::session)
+        }),
+        def(get.clone(), "/api/alerts", VIEWER, |r| r.to(alerts::list)),
+        def(get.clone(), "/api/alerts/{id}", VIEWER, |r| {
+            r.to(alerts::get)
+        }),
+        def(get.clone(), "/ws/alerts", VIEWER, |r| {
+            r.to(crate::ws::alerts_ws)
+        }),
+        def(get.clone(), "/api/tokens", VIEWER, |r| r.to(tokens::list)),
+        def(post.clone(), "/api/tokens", VIEWER, |r| {
+            r.to(tokens::create)
+        }),
+        def(delete, "/api/tokens/{id}", VIEWER, |r| r.to(tokens::revoke)),
+        def(get, "/api/users", ADMIN, |r| r.to(users::list)),
+        def(post, "/api/users", ADMIN, |r| r.to(users::create)),
+        def(patch, "/api/users/{username}", ADMIN, |r| {
+            r.to(users::update)
+        }),
+    ]
+}

@@ -1,6 +1,7 @@
-use crate::common::{alert, insert, state};
+use crate::common::{alert, bearer, insert, state, token};
 use actix_web::test;
 use serde_json::Value;
+use soc_gateway::auth::Role;
 use soc_gateway::create_app;
 use soc_migrations::testing::TestDb;
 
@@ -11,10 +12,12 @@ async fn alerts_are_listed_newest_first_with_keyset_pages() {
         let alerts: Vec<_> = (0..5).map(|i| alert(&format!("10.0.0.{i}"), i)).collect();
         insert(&db, &alerts).await;
         let app = test::init_service(create_app(state(&db))).await;
+        let t = token(&db, Role::Viewer).await;
 
         let page: Value = test::call_and_read_body_json(
             &app,
             test::TestRequest::get()
+                .insert_header(bearer(&t))
                 .uri("/api/alerts?limit=2")
                 .to_request(),
         )
@@ -34,6 +37,7 @@ async fn alerts_are_listed_newest_first_with_keyset_pages() {
             let page: Value = test::call_and_read_body_json(
                 &app,
                 test::TestRequest::get()
+                    .insert_header(bearer(&t))
                     .uri(&format!("/api/alerts?limit=2&cursor={cursor}"))
                     .to_request(),
             )
@@ -49,6 +53,7 @@ async fn alerts_are_listed_newest_first_with_keyset_pages() {
         let one: Value = test::call_and_read_body_json(
             &app,
             test::TestRequest::get()
+                .insert_header(bearer(&t))
                 .uri(&format!("/api/alerts/{}", alerts[1].id))
                 .to_request(),
         )
@@ -62,6 +67,7 @@ async fn alerts_are_listed_newest_first_with_keyset_pages() {
 async fn bad_requests_are_problem_json() {
     let db = TestDb::sqlite().await;
     let app = test::init_service(create_app(state(&db))).await;
+    let t = token(&db, Role::Viewer).await;
     for (uri, status, code) in [
         ("/api/alerts?limit=0", 400, "bad_request"),
         ("/api/alerts?limit=abc", 400, "bad_request"),
@@ -74,7 +80,14 @@ async fn bad_requests_are_problem_json() {
             "not_found",
         ),
     ] {
-        let res = test::call_service(&app, test::TestRequest::get().uri(uri).to_request()).await;
+        let res = test::call_service(
+            &app,
+            test::TestRequest::get()
+                .uri(uri)
+                .insert_header(bearer(&t))
+                .to_request(),
+        )
+        .await;
         assert_eq!(res.status().as_u16(), status, "{uri}");
         let ct = res
             .headers()

@@ -1,5 +1,6 @@
 use chrono::{TimeZone, Utc};
 use soc_core::{Alert, Severity};
+use soc_gateway::auth::{Accounts, Role};
 use soc_gateway::{AlertHub, GatewayState, HostPolicy};
 use soc_migrations::testing::TestDb;
 use std::sync::Arc;
@@ -49,5 +50,32 @@ pub fn state(db: &TestDb) -> GatewayState {
         hub: Arc::new(AlertHub::default()),
         hosts: Arc::new(HostPolicy::default()),
         stages: Arc::default(),
+        auth: Arc::default(),
     }
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A user named after `role` (made on first use, with [`PASSWORD`]) and a new API token of it.
+pub async fn token(db: &TestDb, role: Role) -> String {
+    use secrecy::ExposeSecret;
+    let accounts = Accounts::new(db.conn.clone());
+    let name = format!("{role}-user");
+    if accounts.user(&name).await.is_err() {
+        accounts
+            .create_user(&name, PASSWORD, role, false, Utc::now())
+            .await
+            .expect("user");
+    }
+    accounts
+        .create_token(&name, "test", None, None, Utc::now())
+        .await
+        .expect("token")
+        .secret
+        .expose_secret()
+        .to_string()
+}
+
+pub fn bearer(token: &str) -> (&'static str, String) {
+    ("Authorization", format!("Bearer {token}"))
 }

@@ -1,13 +1,18 @@
-use crate::common::alert;
+use crate::common::{alert, token};
 use futures_util::StreamExt;
+use soc_gateway::auth::Role;
 use soc_gateway::{AlertHub, GatewayState, HostPolicy};
 use soc_migrations::testing::TestDb;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-async fn serve(hub: Arc<AlertHub>) -> (String, actix_web::dev::ServerHandle, TestDb) {
+/// The gateway on a free port: the WebSocket URL, the server, its database and a viewer's
+/// token.
+async fn serve(hub: Arc<AlertHub>) -> (String, actix_web::dev::ServerHandle, TestDb, String) {
     let db = TestDb::sqlite().await;
+    let token = token(&db, Role::Viewer).await;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let server = soc_gateway::run(
@@ -16,13 +21,31 @@ async fn serve(hub: Arc<AlertHub>) -> (String, actix_web::dev::ServerHandle, Tes
             hub,
             hosts: Arc::new(HostPolicy::default()),
             stages: Arc::default(),
+            auth: Arc::default(),
         },
         listener,
+        None,
     )
     .expect("server");
     let handle = server.handle();
     tokio::spawn(server);
-    (format!("ws://{addr}/ws/alerts"), handle, db)
+    (format!("ws://{addr}/ws/alerts"), handle, db, token)
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Open the alert stream with a bearer token.
+async fn connect(url: &str, token: &str) -> Ws {
+    let mut req = url.into_client_request().expect("request");
+    req.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    tokio_tungstenite::connect_async(req)
+        .await
+        .expect("connect")
+        .0
 }
 
 async fn wait_for_sessions(hub: &AlertHub, n: u64) {
@@ -42,10 +65,8 @@ async fn wait_for_sessions(hub: &AlertHub, n: u64) {
 #[actix_web::test]
 async fn published_alerts_reach_connected_clients() {
     let hub = Arc::new(AlertHub::default());
-    let (url, handle, _db) = serve(hub.clone()).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(&url)
-        .await
-        .expect("connect");
+    let (url, handle, _db, token) = serve(hub.clone()).await;
+    let mut ws = connect(&url, &token).await;
     wait_for_sessions(&hub, 1).await;
     let a = alert("192.0.2.7", 3);
     hub.publish(&serde_json::to_vec(&a).expect("json"));
@@ -64,10 +85,8 @@ async fn published_alerts_reach_connected_clients() {
 #[actix_web::test]
 async fn a_client_that_falls_behind_is_disconnected() {
     let hub = Arc::new(AlertHub::new(4));
-    let (url, handle, _db) = serve(hub.clone()).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(&url)
-        .await
-        .expect("connect");
+    let (url, handle, _db, token) = serve(hub.clone()).await;
+    let mut ws = connect(&url, &token).await;
     wait_for_sessions(&hub, 1).await;
     // The session forwards as fast as the socket takes frames, so flood far past the queue
     // while the client reads nothing.
@@ -98,16 +117,14 @@ async fn a_client_that_answers_no_ping_is_dropped_and_one_that_does_stays() {
     // hub's clock, two hundred times faster.
     let clock = soc_core::clock::Clock::fast(200);
     let hub = Arc::new(AlertHub::default().with_clock(clock));
-    let (url, handle, _db) = serve(hub.clone()).await;
+    let (url, handle, _db, token) = serve(hub.clone()).await;
     let closed = |hub: &AlertHub| {
         hub.sessions_closed
             .load(std::sync::atomic::Ordering::Relaxed)
     };
 
     // Reading answers pings (tungstenite replies on the next read).
-    let (mut live, _) = tokio_tungstenite::connect_async(&url)
-        .await
-        .expect("connect");
+    let mut live = connect(&url, &token).await;
     wait_for_sessions(&hub, 1).await;
     let reader = tokio::spawn(async move {
         let mut pings = 0u32;
@@ -120,9 +137,7 @@ async fn a_client_that_answers_no_ping_is_dropped_and_one_that_does_stays() {
     });
 
     // Never read: its pings go unanswered.
-    let (_silent, _) = tokio_tungstenite::connect_async(&url)
-        .await
-        .expect("connect");
+    let _silent = connect(&url, &token).await;
     wait_for_sessions(&hub, 2).await;
 
     // Four client timeouts of the hub's clock.
@@ -167,7 +182,7 @@ async fn status_of(addr: &str, path: &str, headers: &str) -> u16 {
 #[actix_web::test]
 async fn a_foreign_host_or_origin_is_refused() {
     let hub = Arc::new(AlertHub::default());
-    let (url, handle, _db) = serve(hub.clone()).await;
+    let (url, handle, _db, token) = serve(hub.clone()).await;
     let addr = url
         .trim_start_matches("ws://")
         .trim_end_matches("/ws/alerts")
@@ -198,7 +213,8 @@ async fn a_foreign_host_or_origin_is_refused() {
     );
 
     // A page elsewhere opening the WebSocket from the analyst's browser.
-    let with_origin = |origin: &str| format!("Host: {addr}\r\nOrigin: {origin}\r\n{upgrade}");
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    let with_origin = |origin: &str| format!("Host: {addr}\r\nOrigin: {origin}\r\n{auth}{upgrade}");
     assert_eq!(
         status_of(&addr, "/ws/alerts", &with_origin("https://evil.example")).await,
         403
@@ -213,9 +229,19 @@ async fn a_foreign_host_or_origin_is_refused() {
         "the dashboard's own origin"
     );
     assert_eq!(
-        status_of(&addr, "/ws/alerts", &format!("Host: {addr}\r\n{upgrade}")).await,
+        status_of(
+            &addr,
+            "/ws/alerts",
+            &format!("Host: {addr}\r\n{auth}{upgrade}")
+        )
+        .await,
         101,
         "no Origin: not a browser"
+    );
+    assert_eq!(
+        status_of(&addr, "/ws/alerts", &format!("Host: {addr}\r\n{upgrade}")).await,
+        401,
+        "no credential"
     );
     assert_eq!(
         hub.sessions_opened
@@ -232,7 +258,7 @@ async fn a_client_that_stops_reading_at_the_tcp_level_is_dropped() {
     // A queue no flood below can overrun: only the send timeout can drop the client.
     // Ten seconds of the hub's clock are 50 ms here.
     let hub = Arc::new(AlertHub::new(1 << 20).with_clock(soc_core::clock::Clock::fast(200)));
-    let (url, handle, _db) = serve(hub.clone()).await;
+    let (url, handle, _db, token) = serve(hub.clone()).await;
     let addr = url
         .trim_start_matches("ws://")
         .trim_end_matches("/ws/alerts")
@@ -241,7 +267,7 @@ async fn a_client_that_stops_reading_at_the_tcp_level_is_dropped() {
         .await
         .expect("connect");
     sock.write_all(
-        format!("GET /ws/alerts HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").as_bytes(),
+        format!("GET /ws/alerts HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").as_bytes(),
     )
     .await
     .expect("handshake");
@@ -283,5 +309,35 @@ async fn a_client_that_stops_reading_at_the_tcp_level_is_dropped() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     drop(sock);
+    handle.stop(true).await;
+}
+
+#[actix_web::test]
+async fn an_open_socket_closes_when_its_token_is_revoked() {
+    // Heartbeats (15 s of the hub's clock) every 75 ms here.
+    let hub = Arc::new(AlertHub::default().with_clock(soc_core::clock::Clock::fast(200)));
+    let (url, handle, db, token) = serve(hub.clone()).await;
+    let mut ws = connect(&url, &token).await;
+    wait_for_sessions(&hub, 1).await;
+    let accounts = soc_gateway::auth::Accounts::new(db.conn.clone());
+    let listed = accounts.tokens(Some("viewer-user")).await.expect("tokens");
+    let started = std::time::Instant::now();
+    accounts
+        .revoke_token(&listed[0].id, None, chrono::Utc::now())
+        .await
+        .expect("revoke");
+    let close = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("closed in time")
+            .expect("a close frame before the end")
+            .expect("message");
+        if let Message::Close(frame) = msg {
+            break frame.expect("with a reason");
+        }
+    };
+    assert_eq!(u16::from(close.code), 1008);
+    assert!(close.reason.contains("session ended"), "{}", close.reason);
+    assert!(started.elapsed() < Duration::from_secs(5));
     handle.stop(true).await;
 }
