@@ -55,6 +55,12 @@ impl AlertHub {
         self.tx.subscribe()
     }
 
+    /// Send a message (a JSON object with a `type`) to every connected client.
+    pub fn publish_message(&self, message: &serde_json::Value) {
+        let msg: Arc<str> = Arc::from(message.to_string());
+        let _ = self.tx.send(msg);
+    }
+
     /// Send one alert (its JSON) to every connected client.
     pub fn publish(&self, alert_json: &[u8]) {
         let Ok(text) = std::str::from_utf8(alert_json) else {

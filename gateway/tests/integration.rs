@@ -3,5 +3,7 @@
 mod alerts;
 mod auth;
 mod common;
+mod suppressions;
 mod tls;
+mod workflow;
 mod ws;

@@ -304,6 +304,34 @@ async fn dashboard_shows_alerts_live_without_reload() {
             .any(|r| r[1].starts_with("SSH user enumeration")),
         "{rows:?}"
     );
+    assert_eq!(row[9], "new", "a new alert is new: {row:?}");
+
+    // Resolving it (over the API, with the page's session and CSRF token) reaches the page
+    // as a workflow message; the analyst's text stays text.
+    let script = format!(
+        r#"fetch("/api/alerts/{id}", {{ method: "PATCH",
+              headers: {{ "Content-Type": "application/json", "X-CSRF-Token": session.csrf_token }},
+              body: JSON.stringify({{ status: "resolved", resolution: "false_positive",
+                                      reason: "<img src=x onerror=alert(1)> our scanner" }}) }})
+            .then(r => r.status)"#
+    );
+    assert_eq!(browser.eval(&script).await, 200);
+    let cell = browser
+        .wait_for(
+            &format!(
+                r#"(() => {{ const c = document.getElementById("alert-{id}").children[9];
+                   return JSON.stringify([c.textContent, c.title, c.querySelector("img") !== null]); }})()"#
+            ),
+            |v| v.as_str().is_some_and(|s| s.contains("resolved")),
+        )
+        .await;
+    let cell: Vec<Value> = serde_json::from_str(cell.as_str().expect("string")).expect("json");
+    assert_eq!(cell[0], "resolvedfalse positive", "{cell:?}");
+    assert_eq!(
+        cell[1], "<img src=x onerror=alert(1)> our scanner",
+        "{cell:?}"
+    );
+    assert_eq!(cell[2], false, "no markup from an analyst's text");
     assert_eq!(
         browser.eval("window.__noReload").await,
         42,

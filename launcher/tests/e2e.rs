@@ -270,3 +270,77 @@ async fn huge_lines_are_set_aside_and_detection_goes_on() {
     let _ = stop.send(true);
     pipeline.wait().await.expect("clean shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suppression_withholds_one_source_and_counts_what_it_hid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("three.log");
+    brute_forces(&log, 3, 3);
+    let (pipeline, stop) = start_without_model(dir.path()).await;
+    let base = format!("http://{}", pipeline.addr);
+    let token = support::token(&pipeline).await;
+    let until = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let made: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/api/suppressions"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({
+            "rule_id": "soc/ssh-bruteforce", "field": "source.ip", "value": "198.51.3.1",
+            "until": until, "reason": "our scanner",
+        }))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .expect("create suppression")
+        .json()
+        .await
+        .expect("json");
+    let id = made["id"].as_str().expect("id").to_string();
+    soc_connectors::replay::replay(
+        &pipeline.log,
+        &soc_connectors::replay::ReplayConfig::new(&log),
+    )
+    .await
+    .expect("replay");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let hidden = loop {
+        let all = support::get_json(&format!("{base}/api/suppressions"), &token).await;
+        let hidden = all
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["id"] == id.as_str()))
+            .and_then(|s| s["hidden"].as_i64())
+            .unwrap_or(0);
+        if brute_force_alerts(&base, &token).await >= 2 && hidden >= 1 {
+            break hidden;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "alerts or count missing"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        all_ids(&base, &token).await,
+        vec!["198.51.3.2", "198.51.3.3"]
+    );
+    assert!(hidden >= 1, "{hidden}");
+    let _ = stop.send(true);
+    pipeline.wait().await.expect("clean shutdown");
+}
+
+/// The source addresses of the stored brute-force alerts, sorted.
+async fn all_ids(base: &str, token: &str) -> Vec<String> {
+    let page = support::get_json(
+        &format!("{base}/api/alerts?limit=500&rule_id=soc/ssh-bruteforce"),
+        token,
+    )
+    .await;
+    let mut ips: Vec<String> = page["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter_map(|a| a["source_ip"].as_str().map(String::from))
+        .collect();
+    ips.sort();
+    ips
+}

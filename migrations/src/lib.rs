@@ -7,6 +7,8 @@ mod m20261122_000002_alert_indicators;
 mod m20261122_000003_alert_triage;
 mod m20261202_000004_verdict_rank;
 mod m20261203_000005_accounts;
+mod m20261203_000006_alert_workflow;
+mod m20261203_000007_suppressions;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -21,6 +23,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_alert_triage::Migration),
             Box::new(m20261202_000004_verdict_rank::Migration),
             Box::new(m20261203_000005_accounts::Migration),
+            Box::new(m20261203_000006_alert_workflow::Migration),
+            Box::new(m20261203_000007_suppressions::Migration),
         ]
     }
 }

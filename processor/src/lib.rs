@@ -12,6 +12,7 @@ pub mod response;
 pub mod rules;
 pub mod settings;
 pub mod store;
+pub mod suppress;
 pub mod triage;
 
 pub use error::{Error, Result};

@@ -13,6 +13,7 @@ use crate::rules::detector::Detector;
 use crate::rules::load_rules;
 use crate::settings::ProcessorSettings;
 use crate::store::Store;
+use crate::suppress::Suppressions;
 use crate::triage::{TriageHandle, TriageStats};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::Utc;
@@ -38,6 +39,8 @@ pub struct ProcessorStats {
     pub alerts: AtomicU64,
     /// Records that were not a JSON object (the chain should never let one through).
     pub invalid_records: AtomicU64,
+    /// Alert updates withheld by analysts' suppressions.
+    pub suppressed: AtomicU64,
     /// Partitions whose consumer (and SmartModule chain) is ready.
     pub partitions_ready: AtomicU64,
     /// Partitions found behind the database's checkpoint at start (the stream was lost or
@@ -254,6 +257,7 @@ async fn run_partition(
     ));
     let mut handled = 0u64;
     let clock = settings.clock;
+    let mut suppressions = Suppressions::new(store.connection(), clock);
     let mut last_expire = clock.now();
     loop {
         if *shutdown.borrow() {
@@ -274,7 +278,9 @@ async fn run_partition(
         if let Some(last) = fresh.last() {
             next_offset = last.offset + 1;
         }
-        let mut alerts = detect(&mut detector, fresh, now, &stats, partition);
+        let detected = detect(&mut detector, fresh, now, &stats, partition);
+        suppressions.refresh(now).await;
+        let (mut alerts, hidden) = suppressions.apply(detected, now);
         triage.attach(&mut alerts);
         if clock.since(last_expire) >= EXPIRE_EVERY {
             detector.expire();
@@ -293,7 +299,14 @@ async fn run_partition(
             .build();
         loop {
             match store
-                .commit_batch(consumer_id, partition, next_offset, &alerts, &changes)
+                .commit_batch(
+                    consumer_id,
+                    partition,
+                    next_offset,
+                    &alerts,
+                    &changes,
+                    &hidden,
+                )
                 .await
             {
                 Ok(()) => break,
@@ -310,6 +323,14 @@ async fn run_partition(
         stats
             .alerts
             .fetch_add(alerts.len() as u64, Ordering::Relaxed);
+        let withheld: u64 = hidden.values().sum();
+        if withheld > 0 {
+            stats.suppressed.fetch_add(withheld, Ordering::Relaxed);
+            debug!(
+                partition,
+                withheld, "alert updates withheld by suppressions"
+            );
+        }
         let t_db = Instant::now();
         publish(stream.as_ref(), &settings.alerts_topic, &alerts).await?;
         // Only after the alerts are stored and out: the model's verdict follows as an update.

@@ -3,13 +3,16 @@
 
 use crate::error::{Error, Result};
 use crate::rules::detector::StateChanges;
+use crate::suppress::Hidden;
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, QueryFilter, QuerySelect, Set, TransactionTrait,
 };
-use soc_core::db::{alert, processor_checkpoint, rule_state};
+use soc_core::db::{alert, alert_event, processor_checkpoint, rule_state, suppression};
 use soc_core::Alert;
+use std::collections::HashMap;
 
 /// Rows per multi-row statement: well under SQLite's bound-variable limit.
 const CHUNK: usize = 200;
@@ -38,6 +41,11 @@ pub struct Store {
 impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
         Store { db }
+    }
+
+    /// The pool this store writes through.
+    pub fn connection(&self) -> DatabaseConnection {
+        self.db.clone()
     }
 
     pub async fn checkpoint(&self, consumer: &str, partition: u32) -> Result<Option<Checkpoint>> {
@@ -96,7 +104,8 @@ impl Store {
             .collect()
     }
 
-    /// One transaction: upsert alerts, apply rule-state changes, move the checkpoint.
+    /// One transaction: upsert alerts, reopen resolved incidents that have new events, count
+    /// what suppressions withheld, apply rule-state changes, move the checkpoint.
     pub async fn commit_batch(
         &self,
         consumer: &str,
@@ -104,8 +113,10 @@ impl Store {
         next_offset: u64,
         alerts: &[Alert],
         changes: &StateChanges,
+        hidden: &Hidden,
     ) -> Result<()> {
         let txn = self.db.begin().await?;
+        let resolved = resolved_counts(&txn, alerts).await?;
         for chunk in alerts.chunks(CHUNK) {
             let models = chunk
                 .iter()
@@ -141,6 +152,8 @@ impl Store {
                 .exec_without_returning(&txn)
                 .await?;
         }
+        reopen(&txn, alerts, &resolved).await?;
+        count_hidden(&txn, hidden).await?;
         for chunk in changes.upserts.chunks(CHUNK) {
             let models = chunk.iter().map(|(rule, key, state)| {
                 rule_state::Model {
@@ -201,4 +214,105 @@ impl Store {
         txn.commit().await?;
         Ok(())
     }
+}
+
+/// Stored event counts of the batch's alerts that analysts have resolved.
+async fn resolved_counts(
+    txn: &DatabaseTransaction,
+    alerts: &[Alert],
+) -> Result<HashMap<String, i64>> {
+    let mut out = HashMap::new();
+    let ids: Vec<String> = alerts.iter().map(|a| a.id.to_string()).collect();
+    for chunk in ids.chunks(CHUNK) {
+        let rows: Vec<(String, i64)> = alert::Entity::find()
+            .select_only()
+            .column(alert::Column::Id)
+            .column(alert::Column::Count)
+            .filter(alert::Column::Id.is_in(chunk.iter().cloned()))
+            .filter(alert::Column::Status.eq("resolved"))
+            .into_tuple()
+            .all(txn)
+            .await?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// A resolved incident that got new events is open again: back to `new`, its resolution
+/// kept in the history only. A revision with no new events (a replay, a verdict) keeps the
+/// analyst's decision.
+async fn reopen(
+    txn: &DatabaseTransaction,
+    alerts: &[Alert],
+    resolved: &HashMap<String, i64>,
+) -> Result<()> {
+    if resolved.is_empty() {
+        return Ok(());
+    }
+    let mut newest: HashMap<String, u64> = HashMap::new();
+    for a in alerts {
+        let id = a.id.to_string();
+        if resolved.contains_key(&id) {
+            let c = newest.entry(id).or_default();
+            *c = (*c).max(a.count);
+        }
+    }
+    let now = Utc::now();
+    for (id, count) in newest {
+        let before = resolved.get(&id).copied().unwrap_or(i64::MAX);
+        if count as i64 <= before {
+            continue;
+        }
+        alert::Entity::update_many()
+            .col_expr(alert::Column::Status, Expr::value("new"))
+            .col_expr(
+                alert::Column::Resolution,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                alert::Column::ResolutionReason,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(alert::Column::WorkflowUpdatedAt, Expr::value(now))
+            .filter(alert::Column::Id.eq(id.as_str()))
+            .exec(txn)
+            .await?;
+        alert_event::ActiveModel {
+            alert_id: Set(id.clone()),
+            at: Set(now),
+            actor: Set("system".into()),
+            kind: Set("reopened".into()),
+            from_value: Set(Some("resolved".into())),
+            to_value: Set(Some("new".into())),
+            text: Set(Some(format!(
+                "{} new events after it was resolved",
+                count as i64 - before
+            ))),
+            ..Default::default()
+        }
+        .insert(txn)
+        .await?;
+        tracing::info!(alert = %id, "resolved incident has new events; reopened");
+    }
+    Ok(())
+}
+
+/// Add the batch's withheld alert updates to their suppressions' counts.
+async fn count_hidden(txn: &DatabaseTransaction, hidden: &Hidden) -> Result<()> {
+    let now = Utc::now();
+    for (id, n) in hidden {
+        suppression::Entity::update_many()
+            .col_expr(
+                suppression::Column::Hidden,
+                sea_orm::sea_query::ExprTrait::add(
+                    Expr::col(suppression::Column::Hidden),
+                    *n as i64,
+                ),
+            )
+            .col_expr(suppression::Column::LastHiddenAt, Expr::value(now))
+            .filter(suppression::Column::Id.eq(id.as_str()))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
 }

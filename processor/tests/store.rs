@@ -7,6 +7,7 @@ use soc_core::{Alert, Severity, Triage, Verdict, VerdictSource};
 use soc_migrations::testing::TestDb;
 use soc_processor::rules::detector::StateChanges;
 use soc_processor::store::Store;
+use soc_processor::suppress::Hidden;
 use soc_processor::triage::service::CallRecord;
 use soc_processor::triage::updates::{record_call, store_verdict};
 
@@ -53,7 +54,7 @@ async fn batch_commit_is_an_upsert_with_state_and_checkpoint() {
             deletes: vec![],
         };
         store
-            .commit_batch("p", 0, 10, &[alert(5)], &changes)
+            .commit_batch("p", 0, 10, &[alert(5)], &changes, &Hidden::new())
             .await
             .expect("commit 1");
         let cp = store
@@ -79,7 +80,7 @@ async fn batch_commit_is_an_upsert_with_state_and_checkpoint() {
             deletes: vec![("soc/ssh-bruteforce".into(), "1.2.3.4".into())],
         };
         store
-            .commit_batch("p", 0, 20, &[alert(7)], &changes)
+            .commit_batch("p", 0, 20, &[alert(7)], &changes, &Hidden::new())
             .await
             .expect("commit 2");
         let stored = store
@@ -141,6 +142,7 @@ async fn a_model_verdict_is_never_overwritten_by_the_fallback() {
                 1,
                 std::slice::from_ref(&a),
                 &StateChanges::default(),
+                &Hidden::new(),
             )
             .await
             .expect("commit");
@@ -160,7 +162,14 @@ async fn a_model_verdict_is_never_overwritten_by_the_fallback() {
         let mut later = alert(9);
         later.triage = Some(triage(VerdictSource::Fallback, 1, 2));
         store
-            .commit_batch("p", 0, 2, &[later], &StateChanges::default())
+            .commit_batch(
+                "p",
+                0,
+                2,
+                &[later],
+                &StateChanges::default(),
+                &Hidden::new(),
+            )
             .await
             .expect("commit");
         // So does a late fallback from the triage writer.
@@ -200,5 +209,176 @@ async fn a_model_verdict_is_never_overwritten_by_the_fallback() {
             "{b}"
         );
         assert_eq!(calls[0].cost_usd, Some(0.000135), "{b}");
+    }
+}
+
+#[tokio::test]
+async fn a_resolved_incident_reopens_on_new_events_but_not_on_a_replay() {
+    use sea_orm::{ActiveModelTrait, ColumnTrait, IntoActiveModel, QueryFilter, Set};
+    use soc_core::db::{alert as alert_row, alert_event};
+    for db in TestDb::all().await {
+        let store = Store::new(db.conn.clone());
+        let b = db.backend;
+        let id = alert(5).id.to_string();
+        let none = StateChanges::default();
+        store
+            .commit_batch("p", 0, 1, &[alert(5)], &none, &Hidden::new())
+            .await
+            .expect("commit");
+        let row = alert_row::Entity::find_by_id(id.clone())
+            .one(&db.conn)
+            .await
+            .expect("read")
+            .expect("row");
+        assert_eq!(row.status, "new", "{b}");
+        let mut m = row.into_active_model();
+        m.status = Set("resolved".into());
+        m.assignee = Set(Some("ana".into()));
+        m.resolution = Set(Some("benign".into()));
+        m.resolution_reason = Set(Some("pen test".into()));
+        m.update(&db.conn).await.expect("resolve");
+
+        let row = |db: &TestDb| {
+            let conn = db.conn.clone();
+            let id = id.clone();
+            async move {
+                alert_row::Entity::find_by_id(id)
+                    .one(&conn)
+                    .await
+                    .expect("read")
+                    .expect("row")
+            }
+        };
+        // The same incident with no new events (a replay): the analyst's decision stands.
+        store
+            .commit_batch("p", 0, 2, &[alert(5)], &none, &Hidden::new())
+            .await
+            .expect("replay");
+        let r = row(&db).await;
+        assert_eq!(r.status, "resolved", "{b}");
+        assert_eq!(r.resolution.as_deref(), Some("benign"), "{b}");
+
+        // Two more events: open again, the resolution gone, the assignee kept, one history row.
+        store
+            .commit_batch("p", 0, 3, &[alert(7)], &none, &Hidden::new())
+            .await
+            .expect("new events");
+        let r = row(&db).await;
+        assert_eq!(r.status, "new", "{b}");
+        assert_eq!(r.resolution, None, "{b}");
+        assert_eq!(r.resolution_reason, None, "{b}");
+        assert_eq!(r.assignee.as_deref(), Some("ana"), "{b}");
+        assert_eq!(r.count, 7, "{b}");
+        let events = alert_event::Entity::find()
+            .filter(alert_event::Column::AlertId.eq(id.as_str()))
+            .all(&db.conn)
+            .await
+            .expect("events");
+        assert_eq!(events.len(), 1, "{b}");
+        assert_eq!(events[0].kind, "reopened", "{b}");
+        assert_eq!(events[0].actor, "system", "{b}");
+        assert_eq!(
+            events[0].text.as_deref(),
+            Some("2 new events after it was resolved"),
+            "{b}"
+        );
+
+        // Once open, further events change nothing in the workflow.
+        store
+            .commit_batch("p", 0, 4, &[alert(9)], &none, &Hidden::new())
+            .await
+            .expect("more");
+        let n = alert_event::Entity::find()
+            .filter(alert_event::Column::AlertId.eq(id.as_str()))
+            .all(&db.conn)
+            .await
+            .expect("events")
+            .len();
+        assert_eq!(n, 1, "{b}");
+    }
+}
+
+#[tokio::test]
+async fn suppressions_withhold_matching_updates_and_count_them() {
+    use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
+    use soc_core::clock::Clock;
+    use soc_core::db::suppression;
+    use soc_processor::suppress::{Suppressions, REFRESH_EVERY};
+    for db in TestDb::all().await {
+        let store = Store::new(db.conn.clone());
+        let b = db.backend;
+        let now = Utc::now();
+        let muted = suppression::Model {
+            id: "0c6a3c1e-58e4-4b7e-9a57-3f0b7d5d2c11".into(),
+            rule_id: "soc/ssh-bruteforce".into(),
+            field: "source.ip".into(),
+            value: "35.188.49.176".into(),
+            until: now + chrono::Duration::hours(1),
+            reason: "our scanner".into(),
+            created_by: "ana".into(),
+            created_at: now,
+            revoked_by: None,
+            revoked_at: None,
+            hidden: 0,
+            last_hidden_at: None,
+        };
+        let mut expired = muted.clone();
+        expired.id = "9d1f5a4e-2b7c-4d8e-8f0a-6e3c2b1a0f99".into();
+        expired.until = now - chrono::Duration::minutes(1);
+        for m in [&muted, &expired] {
+            suppression::Entity::insert(m.clone().into_active_model())
+                .exec_without_returning(&db.conn)
+                .await
+                .expect("insert");
+        }
+        // Fast enough to keep the test short, slow enough that the refresh interval (0.5 s real)
+        // outlasts the statements between two refreshes.
+        let clock = Clock::fast(10);
+        let mut sup = Suppressions::new(db.conn.clone(), clock);
+        sup.refresh(now).await;
+        assert_eq!(sup.len(), 1, "{b}: the expired one is not in force");
+
+        let mut other = alert(3);
+        other.source_ip = Some("198.51.100.7".into());
+        other.group_key = "198.51.100.7".into();
+        other.id = Alert::incident_id("soc/ssh-bruteforce", "198.51.100.7", other.first_seen);
+        let (kept, hidden) = sup.apply(vec![alert(5), other.clone()], now);
+        assert_eq!(kept, vec![other.clone()], "{b}");
+        assert_eq!(hidden.get(&muted.id), Some(&1), "{b}");
+        for offset in [1, 2] {
+            store
+                .commit_batch("p", 0, offset, &kept, &StateChanges::default(), &hidden)
+                .await
+                .expect("commit");
+        }
+        let row = suppression::Entity::find_by_id(muted.id.clone())
+            .one(&db.conn)
+            .await
+            .expect("read")
+            .expect("row");
+        assert_eq!(row.hidden, 2, "{b}: counted in each batch's transaction");
+        assert!(row.last_hidden_at.is_some(), "{b}");
+        assert!(
+            store
+                .alerts_by_id(&[alert(5).id.to_string()])
+                .await
+                .expect("alerts")
+                .is_empty(),
+            "{b}: a withheld update is not stored"
+        );
+
+        // Revoked: applied once the list is read again, not before.
+        let mut m = row.into_active_model();
+        m.revoked_at = Set(Some(now));
+        m.revoked_by = Set(Some("ana".into()));
+        m.update(&db.conn).await.expect("revoke");
+        sup.refresh(now).await;
+        assert_eq!(sup.len(), 1, "{b}: still the cached list");
+        clock.sleep(REFRESH_EVERY).await;
+        sup.refresh(now).await;
+        assert!(sup.is_empty(), "{b}");
+        let (kept, hidden) = sup.apply(vec![alert(6)], now);
+        assert_eq!(kept.len(), 1, "{b}");
+        assert!(hidden.is_empty(), "{b}");
     }
 }

@@ -25,7 +25,15 @@ pub struct Model {
     /// JSON array of the indicators of compromise matched.
     #[sea_orm(column_type = "Text")]
     pub indicators: String,
+    /// `new`, `acknowledged`, `investigating` or `resolved`; set by analysts, reopened by
+    /// the processor when a resolved incident gets new events.
     pub status: String,
+    pub assignee: Option<String>,
+    /// `true_positive`, `false_positive` or `benign`, once resolved.
+    pub resolution: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub resolution_reason: Option<String>,
+    pub workflow_updated_at: Option<DateTimeUtc>,
     /// JSON of the triage verdict (`soc_core::Triage`).
     #[sea_orm(column_type = "Text", nullable)]
     pub triage: Option<String>,

@@ -2,11 +2,13 @@
 //! The schema itself lives in the `soc-migrations` crate.
 
 pub mod alert;
+pub mod alert_event;
 pub mod api_token;
 pub mod llm_call;
 pub mod processor_checkpoint;
 pub mod rule_state;
 pub mod session;
+pub mod suppression;
 pub mod user;
 
 use crate::{Alert, Severity, Triage};
@@ -69,6 +71,10 @@ impl From<&Alert> for alert::Model {
             revision: a.revision as i64,
             indicators: serde_json::to_string(&a.indicators).unwrap_or_else(|_| "[]".into()),
             status: "new".to_string(),
+            assignee: None,
+            resolution: None,
+            resolution_reason: None,
+            workflow_updated_at: None,
             triage: a
                 .triage
                 .as_ref()

@@ -1,4 +1,5 @@
-//! `GET /api/alerts` (newest first, keyset pagination, filters) and `GET /api/alerts/{id}`.
+//! `GET /api/alerts` (newest first, keyset pagination, filters) and `GET /api/alerts/{id}`,
+//! each alert with its workflow.
 
 use crate::error::ApiError;
 use actix_web::{web, HttpResponse};
@@ -22,11 +23,54 @@ pub struct ListQuery {
     pub rule_id: Option<String>,
     pub severity: Option<String>,
     pub source_ip: Option<String>,
+    /// `new`, `acknowledged`, `investigating` or `resolved`.
+    pub status: Option<String>,
+    /// A user name; `none` for unassigned alerts.
+    pub assignee: Option<String>,
+}
+
+/// Where an alert stands with the analysts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Workflow {
+    pub status: String,
+    pub assignee: Option<String>,
+    pub resolution: Option<String>,
+    pub resolution_reason: Option<String>,
+    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<&alert::Model> for Workflow {
+    fn from(m: &alert::Model) -> Self {
+        Workflow {
+            status: m.status.clone(),
+            assignee: m.assignee.clone(),
+            resolution: m.resolution.clone(),
+            resolution_reason: m.resolution_reason.clone(),
+            updated_at: m.workflow_updated_at,
+        }
+    }
+}
+
+/// An alert as the API serves it: the detection, and the analysts' workflow beside it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AlertView {
+    #[serde(flatten)]
+    pub alert: Alert,
+    pub workflow: Workflow,
+}
+
+impl TryFrom<alert::Model> for AlertView {
+    type Error = ApiError;
+    fn try_from(m: alert::Model) -> Result<Self, ApiError> {
+        let workflow = Workflow::from(&m);
+        let alert = Alert::try_from(m).map_err(|e| ApiError::InvalidData(e.to_string()))?;
+        Ok(AlertView { alert, workflow })
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct AlertPage {
-    pub alerts: Vec<Alert>,
+    pub alerts: Vec<AlertView>,
     /// Pass as `cursor` to get the next (older) page; absent on the last page.
     pub next_cursor: Option<String>,
 }
@@ -65,6 +109,19 @@ pub async fn list(
     if let Some(ip) = &q.source_ip {
         query = query.filter(alert::Column::SourceIp.eq(ip.as_str()));
     }
+    if let Some(s) = &q.status {
+        if crate::routes::workflow::Status::parse(s).is_none() {
+            return Err(ApiError::BadRequest(
+                "status must be one of new, acknowledged, investigating, resolved".into(),
+            ));
+        }
+        query = query.filter(alert::Column::Status.eq(s.as_str()));
+    }
+    match q.assignee.as_deref() {
+        Some("none") => query = query.filter(alert::Column::Assignee.is_null()),
+        Some(a) => query = query.filter(alert::Column::Assignee.eq(a)),
+        None => {}
+    }
     if let Some(c) = &q.cursor {
         let (t, id) = parse_cursor(c)?;
         query = query.filter(
@@ -84,12 +141,12 @@ pub async fn list(
     let has_more = rows.len() as u64 > limit;
     let mut alerts = Vec::with_capacity(rows.len());
     for m in rows.into_iter().take(limit as usize) {
-        alerts.push(Alert::try_from(m).map_err(|e| ApiError::InvalidData(e.to_string()))?);
+        alerts.push(AlertView::try_from(m)?);
     }
     let next_cursor = if has_more {
         alerts
             .last()
-            .map(|a| format!("{}.{}", a.first_seen.timestamp_millis(), a.id))
+            .map(|a| format!("{}.{}", a.alert.first_seen.timestamp_millis(), a.alert.id))
     } else {
         None
     };
@@ -111,6 +168,5 @@ pub async fn get(
         .one(db.get_ref())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no alert {id}")))?;
-    let alert = Alert::try_from(row).map_err(|e| ApiError::InvalidData(e.to_string()))?;
-    Ok(HttpResponse::Ok().json(alert))
+    Ok(HttpResponse::Ok().json(AlertView::try_from(row)?))
 }

@@ -5,8 +5,10 @@ pub mod alerts;
 pub mod auth;
 pub mod dashboard;
 pub mod health;
+pub mod suppressions;
 pub mod tokens;
 pub mod users;
+pub mod workflow;
 
 use crate::auth::{Access, Role};
 use actix_web::http::Method;
@@ -37,6 +39,7 @@ fn def(
 pub fn table() -> Vec<RouteDef> {
     use Access::{Account, Public};
     const VIEWER: Access = Access::Role(Role::Viewer);
+    const ANALYST: Access = Access::Role(Role::Analyst);
     const ADMIN: Access = Access::Role(Role::Admin);
     let (get, post, patch, delete) = (Method::GET, Method::POST, Method::PATCH, Method::DELETE);
     vec![
@@ -61,6 +64,24 @@ pub fn table() -> Vec<RouteDef> {
         def(get.clone(), "/api/alerts", VIEWER, |r| r.to(alerts::list)),
         def(get.clone(), "/api/alerts/{id}", VIEWER, |r| {
             r.to(alerts::get)
+        }),
+        def(patch.clone(), "/api/alerts/{id}", ANALYST, |r| {
+            r.to(workflow::update)
+        }),
+        def(get.clone(), "/api/alerts/{id}/history", VIEWER, |r| {
+            r.to(workflow::history)
+        }),
+        def(post.clone(), "/api/alerts/{id}/notes", ANALYST, |r| {
+            r.to(workflow::add_note)
+        }),
+        def(get.clone(), "/api/suppressions", VIEWER, |r| {
+            r.to(suppressions::list)
+        }),
+        def(post.clone(), "/api/suppressions", ANALYST, |r| {
+            r.to(suppressions::create)
+        }),
+        def(delete.clone(), "/api/suppressions/{id}", ANALYST, |r| {
+            r.to(suppressions::revoke)
         }),
         def(get.clone(), "/ws/alerts", VIEWER, |r| {
             r.to(crate::ws::alerts_ws)
