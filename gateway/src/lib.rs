@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod hub;
+pub mod metrics;
 pub mod origin;
 pub mod routes;
 pub mod stages;
@@ -54,6 +55,8 @@ pub struct GatewayState {
     /// The process's stages, for health.
     pub stages: Arc<Stages>,
     pub auth: Arc<AuthState>,
+    /// What `/metrics` serves; `None` answers 404.
+    pub metrics: Option<Arc<metrics::MetricsExport>>,
 }
 
 /// The application, used by `run` and by in-process tests.
@@ -89,6 +92,9 @@ pub fn create_app(
                 .limit(64 * 1024)
                 .error_handler(|e, _| error::bad_request(e)),
         );
+    if let Some(m) = state.metrics {
+        app = app.app_data(web::Data::from(m));
+    }
     // One resource per path, holding each of its methods.
     let mut by_path: BTreeMap<&'static str, Vec<&routes::RouteDef>> = BTreeMap::new();
     for r in &table {

@@ -10,6 +10,7 @@
 
 pub mod demo;
 pub mod embedded;
+pub mod metrics;
 pub mod settings;
 pub mod users;
 
@@ -216,6 +217,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     hosts: Arc::new(soc_gateway::HostPolicy::new(settings.allowed_hosts.clone())),
                     stages: stages.clone(),
                     auth: Arc::new(settings.auth_state()),
+                    metrics: soc_gateway::metrics::MetricsExport::new().map(Arc::new),
                 },
                 listener,
                 tls,

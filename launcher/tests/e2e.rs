@@ -324,6 +324,39 @@ async fn a_suppression_withholds_one_source_and_counts_what_it_hid() {
         vec!["198.51.3.2", "198.51.3.3"]
     );
     assert!(hidden >= 1, "{hidden}");
+
+    // The same run in Prometheus terms. The recorder is the process's, shared with the other
+    // tests of this binary, so counters are at least this run's.
+    let text = reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no `{series}` in\n{text}"))
+    };
+    assert!(value("soc_ingest_lines_total ") >= 18.0);
+    assert!(value("soc_processor_events_total{dataset=\"sshd\"} ") >= 18.0);
+    assert!(
+        value("soc_alert_updates_total{rule=\"soc/ssh-bruteforce\",severity=\"high\"} ") >= 2.0
+    );
+    assert!(value("soc_processor_suppressed_total ") >= 1.0);
+    assert!(value("soc_processor_lag_records{partition=\"0\"} ") >= 0.0);
+    assert!(
+        text.contains("# TYPE soc_gateway_ws_clients gauge"),
+        "{text}"
+    );
+    let anonymous = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics");
+    assert_eq!(anonymous.status(), 401, "metrics need a viewer's token");
     let _ = stop.send(true);
     pipeline.wait().await.expect("clean shutdown");
 }

@@ -20,6 +20,7 @@ use chrono::Utc;
 use sea_orm::DatabaseConnection;
 use serde_json::Value;
 use soc_core::clock::Clock;
+use soc_core::event::KIND_UNPARSED;
 use soc_core::stream::{Consumer, ConsumerSpec, LogStream, Record, StartFrom, StreamError};
 use soc_core::Alert;
 use std::collections::HashMap;
@@ -54,6 +55,8 @@ pub struct ProcessorStats {
 const EXPIRE_EVERY: Duration = Duration::from_secs(1);
 /// Batches slower than this are logged (debug) with the time of each stage.
 const SLOW_BATCH: Duration = Duration::from_millis(50);
+/// How often the lag behind the input stream is measured.
+const LAG_EVERY: Duration = Duration::from_secs(5);
 /// Retries of a failed database commit before the role stops.
 const COMMIT_RETRIES: usize = 5;
 
@@ -129,6 +132,8 @@ pub fn detect<'a>(
 ) -> Vec<Alert> {
     let mut alerts: Vec<Alert> = Vec::new();
     let mut alert_index: HashMap<Uuid, usize> = HashMap::new();
+    // Counted per batch, not per record: one metrics update per parser.
+    let mut by_dataset: HashMap<String, u64> = HashMap::new();
     for rec in records {
         stats.records.fetch_add(1, Ordering::Relaxed);
         let event: Value = match serde_json::from_slice(&rec.value) {
@@ -143,6 +148,13 @@ pub fn detect<'a>(
                 continue;
             }
         };
+        let ds = dataset_of(&event);
+        match by_dataset.get_mut(ds) {
+            Some(n) => *n += 1,
+            None => {
+                by_dataset.insert(ds.to_string(), 1);
+            }
+        }
         for alert in detector.process(&event, rec.timestamp_ms, now) {
             match alert_index.get(&alert.id) {
                 Some(&i) => alerts[i] = alert,
@@ -153,7 +165,49 @@ pub fn detect<'a>(
             }
         }
     }
+    for (dataset, n) in by_dataset {
+        if dataset == KIND_UNPARSED {
+            metrics::counter!("soc_processor_parse_failures_total").increment(n);
+        }
+        metrics::counter!("soc_processor_events_total", "dataset" => dataset_label(dataset))
+            .increment(n);
+    }
     alerts
+}
+
+/// Distinct `dataset` labels a process reports before the rest count as `other`.
+const MAX_DATASET_LABELS: usize = 64;
+
+/// The parser that produced an event (`unparsed` for a line none recognized).
+fn dataset_of(event: &Value) -> &str {
+    if event.pointer("/event/kind").and_then(Value::as_str) == Some(KIND_UNPARSED) {
+        return KIND_UNPARSED;
+    }
+    event
+        .pointer("/event/dataset")
+        .and_then(Value::as_str)
+        .unwrap_or("none")
+}
+
+/// A dataset as a metric label: a record cannot grow the label set without bound.
+fn dataset_label(dataset: String) -> String {
+    static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let well_formed = dataset.len() <= 32
+        && dataset
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if !well_formed {
+        return "other".into();
+    }
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if seen.contains(&dataset) {
+        return dataset;
+    }
+    if seen.len() < MAX_DATASET_LABELS {
+        seen.push(dataset.clone());
+        return dataset;
+    }
+    "other".into()
 }
 
 /// Where a partition resumes: the database's checkpoint, unless the stream cannot have
@@ -258,6 +312,8 @@ async fn run_partition(
     let mut handled = 0u64;
     let clock = settings.clock;
     let mut suppressions = Suppressions::new(store.connection(), clock);
+    let partition_label = partition.to_string();
+    let mut last_lag: Option<Instant> = None;
     let mut last_expire = clock.now();
     loop {
         if *shutdown.borrow() {
@@ -271,6 +327,15 @@ async fn run_partition(
                 None => break,
             },
         };
+        if last_lag.is_none_or(|t| clock.since(t) >= LAG_EVERY) {
+            last_lag = Some(clock.now());
+            // How far the processor is behind its input: what the stream holds beyond the
+            // checkpoint, read once per interval rather than per batch.
+            if let Ok(Some(end)) = stream.stream_end(&settings.input_topic, partition).await {
+                metrics::gauge!("soc_processor_lag_records", "partition" => partition_label.clone())
+                    .set(end.saturating_sub(next_offset) as f64);
+            }
+        }
         let t_read = Instant::now();
         let now = Utc::now();
         let start_offset = next_offset;
@@ -323,6 +388,10 @@ async fn run_partition(
         stats
             .alerts
             .fetch_add(alerts.len() as u64, Ordering::Relaxed);
+        for a in &alerts {
+            metrics::counter!("soc_alert_updates_total", "rule" => a.rule_id.clone(), "severity" => a.severity.as_str())
+                .increment(1);
+        }
         let withheld: u64 = hidden.values().sum();
         if withheld > 0 {
             stats.suppressed.fetch_add(withheld, Ordering::Relaxed);

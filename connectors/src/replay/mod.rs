@@ -78,6 +78,7 @@ pub async fn replay(stream: &dyn LogStream, config: &ReplayConfig) -> Result<Rep
             // Kept, cut to the limit, so whatever it says is still parsed; and set aside
             // in full size and place so nobody wonders where the rest went.
             truncated += 1;
+            metrics::counter!("soc_ingest_truncated_lines_total").increment(1);
             warn!(
                 file = %config.path.display(),
                 at = line_start,
@@ -185,6 +186,7 @@ async fn flush(
 ) -> Result<u64> {
     let n = batch.len() as u64;
     let records = std::mem::take(batch);
+    // Counted once the stream has them: a failed produce is retried, not counted twice.
     // Empty lines still move the checkpoint.
     stream
         .produce(
@@ -196,6 +198,7 @@ async fn flush(
             }),
         )
         .await?;
+    metrics::counter!("soc_ingest_lines_total").increment(n);
     Ok(n)
 }
 

@@ -83,6 +83,9 @@ pub fn table() -> Vec<RouteDef> {
         def(delete.clone(), "/api/suppressions/{id}", ANALYST, |r| {
             r.to(suppressions::revoke)
         }),
+        def(get.clone(), "/metrics", VIEWER, |r| {
+            r.to(crate::metrics::scrape)
+        }),
         def(get.clone(), "/ws/alerts", VIEWER, |r| {
             r.to(crate::ws::alerts_ws)
         }),

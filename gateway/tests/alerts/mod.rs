@@ -122,3 +122,38 @@ async fn health_and_dashboard() {
     let html = std::str::from_utf8(&body).expect("utf-8");
     assert!(html.contains("/ws/alerts") && html.contains("/api/alerts"));
 }
+
+#[actix_web::test]
+async fn metrics_render_for_a_viewer_when_enabled() {
+    let db = TestDb::sqlite().await;
+    let t = token(&db, Role::Viewer).await;
+    let get = || {
+        test::TestRequest::get()
+            .uri("/metrics")
+            .insert_header(bearer(&t))
+            .to_request()
+    };
+    let off = test::init_service(create_app(state(&db))).await;
+    let res = test::call_service(&off, get()).await;
+    assert_eq!(res.status(), 404, "no export, no metrics");
+
+    let mut st = state(&db);
+    st.hub
+        .sessions_opened
+        .store(3, std::sync::atomic::Ordering::Relaxed);
+    st.hub
+        .sessions_closed
+        .store(1, std::sync::atomic::Ordering::Relaxed);
+    st.metrics = soc_gateway::metrics::MetricsExport::new().map(std::sync::Arc::new);
+    let on = test::init_service(create_app(st)).await;
+    let res = test::call_service(&on, get()).await;
+    assert_eq!(res.status(), 200);
+    assert!(res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain; version=0.0.4")));
+    let body = test::read_body(res).await;
+    let text = std::str::from_utf8(&body).expect("utf-8");
+    assert!(text.contains("soc_gateway_ws_clients 2"), "{text}");
+}

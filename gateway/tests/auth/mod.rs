@@ -30,6 +30,7 @@ fn expected(method: &Method, path: &str) -> Option<Access> {
         ("GET", "/api/suppressions") => R(Viewer),
         ("POST", "/api/suppressions") => R(Analyst),
         ("DELETE", "/api/suppressions/{id}") => R(Analyst),
+        ("GET", "/metrics") => R(Viewer),
         ("GET", "/ws/alerts") => R(Viewer),
         ("GET", "/api/tokens") => R(Viewer),
         ("POST", "/api/tokens") => R(Viewer),
@@ -109,7 +110,7 @@ async fn every_route_times_every_role_answers_as_its_rule_says() {
             checked += 1;
         }
     }
-    assert!(checked >= 22 * 4, "{checked}");
+    assert!(checked >= 23 * 4, "{checked}");
 }
 
 async fn sign_in<S, B>(app: &S, user: &str, password: &str) -> (u16, Option<Cookie<'static>>, Value)

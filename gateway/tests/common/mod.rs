@@ -51,6 +51,7 @@ pub fn state(db: &TestDb) -> GatewayState {
         hosts: Arc::new(HostPolicy::default()),
         stages: Arc::default(),
         auth: Arc::default(),
+        metrics: None,
     }
 }
 

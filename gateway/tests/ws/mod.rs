@@ -22,6 +22,7 @@ async fn serve(hub: Arc<AlertHub>) -> (String, actix_web::dev::ServerHandle, Tes
             hosts: Arc::new(HostPolicy::default()),
             stages: Arc::default(),
             auth: Arc::default(),
+            metrics: None,
         },
         listener,
         None,

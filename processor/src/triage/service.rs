@@ -552,6 +552,7 @@ impl TriageWorker {
         stats
             .latency_ms_total
             .fetch_add(outcome.latency.as_millis() as u64, Ordering::Relaxed);
+        metrics::histogram!("soc_triage_latency_seconds").record(outcome.latency.as_secs_f64());
         let stage_name = if batch.stage == 1 {
             "triage"
         } else {
@@ -607,7 +608,10 @@ impl TriageWorker {
             .unwrap_or_else(|| self.client.model().to_string());
         let now = self.shared.clock.now();
         match &parsed {
-            Ok(_) => self.breaker.success(),
+            Ok(_) => {
+                self.breaker.success();
+                metrics::gauge!("soc_triage_breaker_open").set(0.0);
+            }
             Err(e) => {
                 stats.failed_calls.fetch_add(1, Ordering::Relaxed);
                 if matches!(e, CallError::BadResponse(_)) {
@@ -617,6 +621,7 @@ impl TriageWorker {
                 self.breaker.failure(now);
                 if self.breaker.times_opened > before {
                     stats.breaker_opened.fetch_add(1, Ordering::Relaxed);
+                    metrics::gauge!("soc_triage_breaker_open").set(1.0);
                     warn!(error = %e, "circuit breaker opened: alerts keep the fallback verdict until the model answers again");
                 } else {
                     warn!(error = %e, stage = stage_name, "model call failed");
