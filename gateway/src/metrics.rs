@@ -88,6 +88,10 @@ fn sample_hub(hub: &AlertHub) {
     metrics::counter!("soc_gateway_ws_dropped_total", "reason" => "stalled")
         .absolute(load(&hub.sessions_dropped_stalled));
     metrics::counter!("soc_gateway_alerts_forwarded_total").absolute(load(&hub.alerts_forwarded));
+    metrics::counter!("soc_gateway_ws_resumed_total", "outcome" => "resumed")
+        .absolute(load(&hub.sessions_resumed));
+    metrics::counter!("soc_gateway_ws_resumed_total", "outcome" => "resync")
+        .absolute(load(&hub.sessions_resynced));
 }
 
 /// Help text for the series every deployment has.

@@ -1,8 +1,9 @@
-//! `/ws/alerts`: every alert revision as `{"type":"alert","alert":{..}}`, heartbeats every
-//! 15 s, and a disconnect for clients that fall behind (close code 1008, policy), stop
-//! reading (no message taken for 10 s) or answer no ping for 45 s. The socket needs a
-//! signed-in viewer, and closes (1008) at the first heartbeat after its session or token
-//! ends.
+//! `/ws/alerts`: every alert revision as `{"type":"alert","cursor":..,"alert":{..}}` and
+//! every workflow change, heartbeats every 15 s, and a disconnect for clients that fall
+//! behind (close code 1008, policy), stop reading (no message taken for 10 s) or answer no
+//! ping for 45 s. `?resume=CURSOR` (the last cursor seen) first sends what was missed, or
+//! `{"type":"resync"}` when that cannot be known. The socket needs a signed-in viewer, and
+//! closes (1008) at the first heartbeat after its session or token ends.
 
 use crate::auth::{Accounts, Principal};
 use crate::error::ApiError;
@@ -22,8 +23,47 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
 /// socket's buffers are full) is dropped: a send never waits longer.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WsQuery {
+    /// The `cursor` of the last message the client saw.
+    pub resume: Option<String>,
+}
+
+enum Sent {
+    Ok,
+    /// The connection is gone.
+    Closed,
+    /// The client took nothing for [`SEND_TIMEOUT`].
+    Stalled,
+}
+
+/// Send one text frame; only a send that has to wait arms the timeout, so the common path
+/// costs no timer.
+async fn send_text(
+    session: &mut actix_ws::Session,
+    text: &str,
+    clock: soc_core::clock::Clock,
+) -> Sent {
+    let send = session.text(text.to_string());
+    tokio::pin!(send);
+    let sent = match send.as_mut().now_or_never() {
+        Some(r) => Some(r),
+        None => tokio::select! {
+            r = &mut send => Some(r),
+            _ = clock.sleep(SEND_TIMEOUT) => None,
+        },
+    };
+    match sent {
+        Some(Ok(())) => Sent::Ok,
+        Some(Err(_)) => Sent::Closed,
+        None => Sent::Stalled,
+    }
+}
+
 pub async fn alerts_ws(
     req: HttpRequest,
+    query: web::Query<WsQuery>,
     body: web::Payload,
     hub: web::Data<AlertHub>,
     hosts: Option<web::Data<HostPolicy>>,
@@ -35,7 +75,20 @@ pub async fn alerts_ws(
         return Err(ApiError::ForeignOrigin.into());
     }
     let (response, mut session, mut incoming) = actix_ws::handle(&req, body)?;
-    let mut alerts = hub.subscribe();
+    if query.resume.as_ref().is_some_and(|c| c.len() > 64) {
+        return Err(ApiError::BadRequest("`resume` is not a cursor".into()).into());
+    }
+    let resume = hub.resume(query.resume.as_deref());
+    let mut alerts = resume.live;
+    let mut first: Vec<std::sync::Arc<str>> = resume.backlog.into_iter().map(|m| m.text).collect();
+    if let Some(why) = resume.resync {
+        first.insert(
+            0,
+            serde_json::json!({"type": "resync", "reason": why})
+                .to_string()
+                .into(),
+        );
+    }
     hub.sessions_opened.fetch_add(1, Ordering::Relaxed);
     let hub = hub.into_inner();
     let accounts = accounts.into_inner();
@@ -43,32 +96,37 @@ pub async fn alerts_ws(
         let clock = hub.clock;
         let mut heartbeat = Box::pin(clock.sleep(HEARTBEAT));
         let mut last_seen = clock.now();
+        let stalled = || {
+            tracing::warn!("websocket client stopped reading; disconnecting");
+            hub.sessions_dropped_stalled.fetch_add(1, Ordering::Relaxed);
+        };
+        // What the client missed goes first; the live queue holds what comes meanwhile.
+        for text in first {
+            match send_text(&mut session, &text, clock).await {
+                Sent::Ok => {}
+                Sent::Closed => {
+                    hub.sessions_closed.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Sent::Stalled => {
+                    stalled();
+                    hub.sessions_closed.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
         let reason = loop {
             tokio::select! {
                 msg = alerts.recv() => match msg {
-                    Ok(text) => {
-                        // Almost every send finds room at once: only a send that has to
-                        // wait arms the timeout, so the common path costs no timer.
-                        let send = session.text(text.to_string());
-                        tokio::pin!(send);
-                        let sent = match send.as_mut().now_or_never() {
-                            Some(r) => Some(r),
-                            None => tokio::select! {
-                                r = &mut send => Some(r),
-                                _ = clock.sleep(SEND_TIMEOUT) => None,
-                            },
-                        };
-                        match sent {
-                            Some(Ok(())) => {}
-                            Some(Err(_)) => break None,
-                            None => {
-                                tracing::warn!("websocket client stopped reading; disconnecting");
-                                hub.sessions_dropped_stalled.fetch_add(1, Ordering::Relaxed);
-                                // Its queue is full: a close frame would wait as well.
-                                break None;
-                            }
+                    Ok(m) => match send_text(&mut session, &m.text, clock).await {
+                        Sent::Ok => {}
+                        Sent::Closed => break None,
+                        // Its queue is full: a close frame would wait as well.
+                        Sent::Stalled => {
+                            stalled();
+                            break None;
                         }
-                    }
+                    },
                     Err(RecvError::Lagged(missed)) => {
                         tracing::warn!(missed, "websocket client too slow; disconnecting");
                         hub.sessions_dropped_lagging.fetch_add(1, Ordering::Relaxed);

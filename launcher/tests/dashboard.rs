@@ -332,6 +332,35 @@ async fn dashboard_shows_alerts_live_without_reload() {
         "{cell:?}"
     );
     assert_eq!(cell[2], false, "no markup from an analyst's text");
+
+    // The socket drops; a change made meanwhile arrives when the page resumes from its cursor.
+    browser.eval("socket.close(); 0").await;
+    browser
+        .wait_for("document.getElementById('status').textContent", |v| {
+            v != "live"
+        })
+        .await;
+    let script = format!(
+        r#"fetch("/api/alerts/{id}", {{ method: "PATCH",
+              headers: {{ "Content-Type": "application/json", "X-CSRF-Token": session.csrf_token }},
+              body: JSON.stringify({{ status: "investigating", assignee: "admin" }}) }})
+            .then(r => r.status)"#
+    );
+    assert_eq!(browser.eval(&script).await, 200);
+    browser
+        .wait_for(
+            &format!(r#"document.getElementById("alert-{id}").children[9].textContent"#),
+            |v| v == "investigating · admin",
+        )
+        .await;
+    assert!(
+        pipeline
+            .hub
+            .sessions_resumed
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1,
+        "the page resumed rather than reloading"
+    );
     assert_eq!(
         browser.eval("window.__noReload").await,
         42,

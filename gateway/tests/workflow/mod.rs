@@ -61,8 +61,12 @@ async fn an_analyst_works_an_alert_to_resolution_and_the_history_says_who_did_wh
         assert_eq!(w["status"], "investigating", "{b}");
         assert_eq!(w["assignee"], "analyst-user", "{b}");
         let msg: Value =
-            serde_json::from_str(&live.recv().await.expect("live message")).expect("json");
+            serde_json::from_str(&live.recv().await.expect("live message").text).expect("json");
         assert_eq!(msg["type"], "workflow", "{b}");
+        assert!(
+            msg["cursor"].is_string(),
+            "{b}: workflow changes resume too"
+        );
         assert_eq!(msg["alert_id"], id.as_str(), "{b}");
         assert_eq!(msg["workflow"]["status"], "investigating", "{b}");
         assert_eq!(msg["events"].as_array().map(Vec::len), Some(2), "{b}");

@@ -342,3 +342,112 @@ async fn an_open_socket_closes_when_its_token_is_revoked() {
     assert!(started.elapsed() < Duration::from_secs(5));
     handle.stop(true).await;
 }
+
+/// The next text message as JSON, within 5 s.
+async fn next_json(ws: &mut Ws) -> serde_json::Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("message");
+        if let Message::Text(t) = msg {
+            return serde_json::from_str(&t).expect("json");
+        }
+    }
+}
+
+/// Nothing more arrives within a short wait.
+async fn assert_quiet(ws: &mut Ws) {
+    if let Ok(Some(Ok(Message::Text(t)))) =
+        tokio::time::timeout(Duration::from_millis(300), ws.next()).await
+    {
+        panic!("unexpected message {t}");
+    }
+}
+
+#[actix_web::test]
+async fn a_client_that_reconnects_with_its_cursor_gets_exactly_what_it_missed() {
+    let hub = Arc::new(AlertHub::default());
+    let (url, handle, _db, token) = serve(hub.clone()).await;
+    let publish = |ip: &str, minute: u32| {
+        hub.publish(&serde_json::to_vec(&alert(ip, minute)).expect("json"));
+    };
+    let mut ws = connect(&url, &token).await;
+    wait_for_sessions(&hub, 1).await;
+    publish("192.0.2.1", 1);
+    publish("192.0.2.2", 2);
+    let _ = next_json(&mut ws).await;
+    let seen = next_json(&mut ws).await;
+    assert_eq!(seen["alert"]["source_ip"], "192.0.2.2");
+    let cursor = seen["cursor"].as_str().expect("cursor").to_string();
+    drop(ws);
+
+    // Raised while it was away: three alerts and a workflow change.
+    publish("192.0.2.3", 3);
+    publish("192.0.2.4", 4);
+    hub.publish_message(&serde_json::json!({"type": "workflow", "alert_id": "x"}));
+    publish("192.0.2.5", 5);
+
+    let mut ws = connect(&format!("{url}?resume={cursor}"), &token).await;
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let m = next_json(&mut ws).await;
+        got.push(
+            m["alert"]["source_ip"]
+                .as_str()
+                .unwrap_or(m["type"].as_str().expect("type"))
+                .to_string(),
+        );
+    }
+    assert_eq!(got, ["192.0.2.3", "192.0.2.4", "workflow", "192.0.2.5"]);
+    // Then live, with no duplicate of the backlog.
+    publish("192.0.2.6", 6);
+    let live = next_json(&mut ws).await;
+    assert_eq!(live["alert"]["source_ip"], "192.0.2.6");
+    assert_quiet(&mut ws).await;
+
+    // Resuming at the newest cursor sends nothing old.
+    let newest = live["cursor"].as_str().expect("cursor").to_string();
+    let mut ws2 = connect(&format!("{url}?resume={newest}"), &token).await;
+    assert_quiet(&mut ws2).await;
+
+    // A cursor of another run of the gateway cannot be honoured: reload.
+    let mut ws3 = connect(&format!("{url}?resume=0123456789ab-3"), &token).await;
+    let m = next_json(&mut ws3).await;
+    assert_eq!(m["type"], "resync");
+    assert_eq!(
+        hub.sessions_resumed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    handle.stop(true).await;
+}
+
+#[actix_web::test]
+async fn a_cursor_older_than_what_the_gateway_keeps_gets_a_resync() {
+    // Room for about two messages.
+    let hub = Arc::new(AlertHub::default().with_resume_bytes(1200));
+    let (url, handle, _db, token) = serve(hub.clone()).await;
+    let mut ws = connect(&url, &token).await;
+    wait_for_sessions(&hub, 1).await;
+    hub.publish(&serde_json::to_vec(&alert("192.0.2.1", 1)).expect("json"));
+    let cursor = next_json(&mut ws).await["cursor"]
+        .as_str()
+        .expect("cursor")
+        .to_string();
+    drop(ws);
+    for i in 2..8 {
+        hub.publish(&serde_json::to_vec(&alert(&format!("192.0.2.{i}"), i)).expect("json"));
+    }
+    let mut ws = connect(&format!("{url}?resume={cursor}"), &token).await;
+    let m = next_json(&mut ws).await;
+    assert_eq!(m["type"], "resync", "{m}");
+    assert!(m["reason"]
+        .as_str()
+        .is_some_and(|r| r.contains("missed more")));
+    // Then the live stream.
+    hub.publish(&serde_json::to_vec(&alert("192.0.2.9", 9)).expect("json"));
+    assert_eq!(next_json(&mut ws).await["alert"]["source_ip"], "192.0.2.9");
+    handle.stop(true).await;
+}
