@@ -10,10 +10,14 @@ use std::sync::OnceLock;
 /// Copies a stage's own counters into the recorder just before a scrape.
 pub type Sampler = Box<dyn Fn() + Send + Sync>;
 
-/// What `/metrics` renders.
+/// A stage's counters as JSON, for `/api/stats/pipeline`.
+pub type Snapshot = Box<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+/// What `/metrics` and `/api/stats/pipeline` render.
 pub struct MetricsExport {
     handle: PrometheusHandle,
     samplers: Vec<Sampler>,
+    snapshots: Vec<(&'static str, Snapshot)>,
 }
 
 impl std::fmt::Debug for MetricsExport {
@@ -59,12 +63,23 @@ impl MetricsExport {
         recorder().map(|handle| MetricsExport {
             handle,
             samplers: Vec::new(),
+            snapshots: Vec::new(),
         })
     }
 
     pub fn with_sampler(mut self, sampler: Sampler) -> Self {
         self.samplers.push(sampler);
         self
+    }
+
+    pub fn with_snapshot(mut self, name: &'static str, snapshot: Snapshot) -> Self {
+        self.snapshots.push((name, snapshot));
+        self
+    }
+
+    /// Every stage's counters, by stage.
+    pub fn snapshots(&self) -> Vec<(&'static str, serde_json::Value)> {
+        self.snapshots.iter().map(|(n, f)| (*n, f())).collect()
     }
 
     /// The exposition text, with the hub's and every sampler's counters current.

@@ -211,7 +211,10 @@ pub async fn start(opts: Options) -> Result<Pipeline> {
             stages: stages.clone(),
             auth: Arc::new(config.auth_state()),
             metrics: soc_gateway::metrics::MetricsExport::new().map(|m| {
-                Arc::new(m.with_sampler(crate::metrics::processor_sampler(stats.clone())))
+                Arc::new(
+                    m.with_sampler(crate::metrics::processor_sampler(stats.clone()))
+                        .with_snapshot("stages", crate::metrics::processor_snapshot(stats.clone())),
+                )
             }),
         },
         opts.listener,

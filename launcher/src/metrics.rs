@@ -10,6 +10,37 @@ fn load(a: &AtomicU64) -> u64 {
     a.load(Ordering::Relaxed)
 }
 
+/// The processor's and triage's counters as JSON, for `/api/stats/pipeline`.
+pub fn processor_snapshot(stats: Arc<ProcessorStats>) -> soc_gateway::metrics::Snapshot {
+    Box::new(move || {
+        let t = &stats.triage;
+        serde_json::json!({
+            "processor": {
+                "records": load(&stats.records),
+                "invalid_records": load(&stats.invalid_records),
+                "alert_updates": load(&stats.alerts),
+                "suppressed": load(&stats.suppressed),
+                "partitions_ready": load(&stats.partitions_ready),
+            },
+            "triage": {
+                "calls": load(&t.calls),
+                "failed_calls": load(&t.failed_calls),
+                "latency_ms_total": load(&t.latency_ms_total),
+                "prompt_tokens": load(&t.prompt_tokens),
+                "completion_tokens": load(&t.completion_tokens),
+                "cost_usd": load(&t.cost_micro_usd) as f64 / 1e6,
+                "queued": load(&t.queued),
+                "breaker_opened": load(&t.breaker_opened),
+                "verdicts": {
+                    "model": load(&t.model_verdicts),
+                    "cache": load(&t.cache_verdicts),
+                    "fallback": load(&t.fallback_verdicts),
+                },
+            },
+        })
+    })
+}
+
 pub fn processor_sampler(stats: Arc<ProcessorStats>) -> Sampler {
     Box::new(move || {
         use metrics::{counter, gauge};

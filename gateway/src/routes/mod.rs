@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod auth;
 pub mod dashboard;
 pub mod health;
+pub mod stats;
 pub mod suppressions;
 pub mod tokens;
 pub mod users;
@@ -82,6 +83,13 @@ pub fn table() -> Vec<RouteDef> {
         }),
         def(delete.clone(), "/api/suppressions/{id}", ANALYST, |r| {
             r.to(suppressions::revoke)
+        }),
+        def(get.clone(), "/api/stats/alerts-over-time", VIEWER, |r| {
+            r.to(stats::over_time)
+        }),
+        def(get.clone(), "/api/stats/top", VIEWER, |r| r.to(stats::top)),
+        def(get.clone(), "/api/stats/pipeline", VIEWER, |r| {
+            r.to(stats::pipeline)
         }),
         def(get.clone(), "/metrics", VIEWER, |r| {
             r.to(crate::metrics::scrape)
