@@ -55,6 +55,8 @@ pub struct GatewayState {
     /// The process's stages, for health.
     pub stages: Arc<Stages>,
     pub auth: Arc<AuthState>,
+    /// The detection rules, for `/api/rules` and the `family` filter.
+    pub rules: Arc<routes::rules::RuleCatalog>,
     /// What `/metrics` serves; `None` answers 404.
     pub metrics: Option<Arc<metrics::MetricsExport>>,
 }
@@ -85,6 +87,7 @@ pub fn create_app(
         .app_data(web::Data::from(state.hosts))
         .app_data(web::Data::from(state.stages))
         .app_data(web::Data::from(state.auth))
+        .app_data(web::Data::from(state.rules))
         .app_data(web::QueryConfig::default().error_handler(|e, _| error::bad_request(e)))
         .app_data(web::PathConfig::default().error_handler(|e, _| error::bad_request(e)))
         .app_data(

@@ -20,6 +20,8 @@ pub fn processor_snapshot(stats: Arc<ProcessorStats>) -> soc_gateway::metrics::S
                 "invalid_records": load(&stats.invalid_records),
                 "alert_updates": load(&stats.alerts),
                 "suppressed": load(&stats.suppressed),
+                "parse_failures": load(&stats.parse_failures),
+                "lag": stats.lag.lock().map(|l| l.clone()).unwrap_or_default(),
                 "partitions_ready": load(&stats.partitions_ready),
             },
             "triage": {
@@ -31,6 +33,7 @@ pub fn processor_snapshot(stats: Arc<ProcessorStats>) -> soc_gateway::metrics::S
                 "cost_usd": load(&t.cost_micro_usd) as f64 / 1e6,
                 "queued": load(&t.queued),
                 "breaker_opened": load(&t.breaker_opened),
+                "breaker_open": load(&t.breaker_open) == 1,
                 "verdicts": {
                     "model": load(&t.model_verdicts),
                     "cache": load(&t.cache_verdicts),

@@ -392,6 +392,27 @@ impl Settings {
     }
 
     /// The processor's settings: the shipped or configured rules, indicators, chain and triage.
+    /// The rules the processor runs, described for the gateway.
+    pub fn rule_catalog(&self) -> Result<soc_gateway::routes::rules::RuleCatalog> {
+        let rules =
+            soc_processor::rules::load_rule_families(&self.assets.rules()?, &self.rules.overrides)
+                .context("loading the rules")?;
+        Ok(soc_gateway::routes::rules::RuleCatalog(
+            rules
+                .into_iter()
+                .map(|(family, r)| soc_gateway::routes::rules::RuleInfo {
+                    id: r.id,
+                    family,
+                    title: r.title,
+                    description: r.description,
+                    severity: r.severity.as_str().to_string(),
+                    mitre: r.mitre,
+                    references: r.references,
+                })
+                .collect(),
+        ))
+    }
+
     pub fn processor(&self) -> Result<soc_processor::ProcessorSettings> {
         let mut triage = self.triage.clone();
         if let Some(path) = &self.assets.response_policy {

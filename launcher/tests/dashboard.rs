@@ -371,3 +371,294 @@ async fn dashboard_shows_alerts_live_without_reload() {
     let _ = stop.send(true);
     pipeline.wait().await.expect("clean shutdown");
 }
+
+impl Browser {
+    /// Set an input's value as typing would, and fire its events.
+    async fn type_into(&mut self, id: &str, value: &str) {
+        let v = serde_json::to_string(value).expect("json");
+        self.eval(&format!(
+            "(() => {{ const e = document.getElementById('{id}'); e.value = {v}; \
+               e.dispatchEvent(new Event('input', {{bubbles: true}})); \
+               e.dispatchEvent(new Event('change', {{bubbles: true}})); return 0; }})()"
+        ))
+        .await;
+    }
+
+    async fn sign_in(&mut self, user: &str, password: &str) {
+        self.type_into("username", user).await;
+        self.type_into("password", password).await;
+        self.eval("document.getElementById('signin').requestSubmit(); 0")
+            .await;
+        self.wait_for("document.getElementById('status').textContent", |v| {
+            v == "live"
+        })
+        .await;
+    }
+
+    /// A laptop-sized window, for screenshots an analyst would recognise.
+    async fn desktop(&mut self) {
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": 1366, "height": 900, "deviceScaleFactor": 1, "mobile": false}),
+        )
+        .await;
+    }
+
+    /// Save a PNG of the page under `target/screenshots/` (kept by CI as an artefact).
+    async fn screenshot(&mut self, name: &str) {
+        use base64::Engine;
+        let shot = self
+            .call("Page.captureScreenshot", json!({"format": "png"}))
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().expect("data"))
+            .expect("base64");
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+        std::fs::create_dir_all(&dir).expect("screenshot dir");
+        std::fs::write(dir.join(format!("{name}.png")), png).expect("screenshot");
+    }
+
+    async fn rows(&mut self) -> Vec<Vec<String>> {
+        let v = self.eval(ROWS).await;
+        serde_json::from_str(v.as_str().expect("string")).expect("rows")
+    }
+}
+
+const ANALYST_PASSWORD: &str = "analyst test passphrase";
+const VIEWER_PASSWORD: &str = "viewer test passphrase";
+const XSS: &str = "<img src=x onerror=alert(1)>";
+
+/// An alert for a user whose name is markup, stored and sent live as the processor would.
+async fn hostile_alert(pipeline: &embedded::Pipeline) {
+    use sea_orm::{EntityTrait, IntoActiveModel};
+    let t = chrono::Utc::now();
+    let a = soc_core::Alert {
+        id: soc_core::Alert::incident_id("soc/ssh-bruteforce", XSS, t),
+        rule_id: "soc/ssh-bruteforce".into(),
+        title: format!("SSH brute force: user.name = {XSS}"),
+        severity: soc_core::Severity::Medium,
+        mitre: vec!["T1110".into()],
+        group_by: "user.name".into(),
+        group_key: XSS.into(),
+        source_ip: Some("203.0.113.66".into()),
+        host_name: Some("<b>web</b>".into()),
+        count: 5,
+        first_seen: t,
+        last_seen: t,
+        evidence: vec![json!({
+            "message": format!("sshd[1]: Failed password for invalid user {XSS} from 203.0.113.66"),
+            "user": {"name": XSS},
+        })],
+        revision: 5,
+        indicators: vec![],
+        triage: None,
+        created_at: t,
+        updated_at: t,
+    };
+    soc_core::db::alert::Entity::insert(soc_core::db::alert::Model::from(&a).into_active_model())
+        .exec_without_returning(&pipeline.db)
+        .await
+        .expect("insert");
+    pipeline.hub.publish(&serde_json::to_vec(&a).expect("json"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analysts_work_alerts_in_the_dashboard_and_others_see_it_live() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (stop, shutdown) = watch::channel(false);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut opts = embedded::Options::local(dir.path(), listener, shutdown);
+    opts.triage = Some(soc_processor::triage::TriageSettings {
+        enabled: false,
+        ..Default::default()
+    });
+    opts.settings.auth.admin_password = Some(ADMIN_PASSWORD.into());
+    let pipeline = embedded::start(opts).await.expect("pipeline");
+    let accounts = soc_gateway::auth::Accounts::new(pipeline.db.clone());
+    for (name, pw, role) in [
+        ("ana", ANALYST_PASSWORD, soc_gateway::auth::Role::Analyst),
+        ("vic", VIEWER_PASSWORD, soc_gateway::auth::Role::Viewer),
+    ] {
+        accounts
+            .create_user(name, pw, role, false, chrono::Utc::now())
+            .await
+            .expect("user");
+    }
+    let url = format!("http://{}/", pipeline.addr);
+
+    let mut ana = Browser::launch().await;
+    ana.open(&url).await;
+    ana.wait_for("document.getElementById('signin').hidden", |v| v == false)
+        .await;
+    ana.desktop().await;
+    ana.sign_in("ana", ANALYST_PASSWORD).await;
+    let mut admin = Browser::launch().await;
+    admin.open(&url).await;
+    admin
+        .wait_for("document.getElementById('signin').hidden", |v| v == false)
+        .await;
+    admin.desktop().await;
+    admin.sign_in("admin", ADMIN_PASSWORD).await;
+
+    let log = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/corpora/crowdsec-hub/tests/ssh-bf/ssh-bf.log"
+    ));
+    soc_connectors::replay::replay(
+        &pipeline.log,
+        &soc_connectors::replay::ReplayConfig::new(&log),
+    )
+    .await
+    .expect("replay");
+    for b in [&mut ana, &mut admin] {
+        b.wait_for("document.querySelectorAll('#alerts tr').length", |v| v == 2)
+            .await;
+    }
+
+    // Filter by severity, then search a source: one row, the brute force.
+    ana.type_into("f-severity", "high").await;
+    ana.wait_for("document.querySelectorAll('#alerts tr').length", |v| v == 1)
+        .await;
+    ana.type_into("f-q", "35.188.49").await;
+    let rows = ana
+        .wait_for(ROWS, |v| {
+            v.as_str()
+                .and_then(|s| serde_json::from_str::<Vec<Vec<String>>>(s).ok())
+                .is_some_and(|r| r.len() == 1 && r[0][2] == "35.188.49.176")
+        })
+        .await;
+    assert!(rows.as_str().expect("rows").contains("SSH brute force"));
+    ana.type_into("f-q", "no-such-thing").await;
+    ana.wait_for("document.querySelectorAll('#alerts tr').length", |v| v == 0)
+        .await;
+    ana.type_into("f-q", "35.188.49").await;
+    ana.wait_for("document.querySelectorAll('#alerts tr').length", |v| v == 1)
+        .await;
+
+    // Open it: the raw lines that raised it, and the rule's description.
+    ana.eval("document.querySelector('#alerts tr').click(); 0")
+        .await;
+    let evidence = ana
+        .wait_for(
+            "JSON.stringify([...document.querySelectorAll('#d-evidence pre')].map(p => p.textContent))",
+            |v| v.as_str().is_some_and(|s| s.contains("Invalid user")),
+        )
+        .await;
+    let lines: Vec<String> =
+        serde_json::from_str(evidence.as_str().expect("string")).expect("lines");
+    assert!(
+        lines.len() >= 5 && lines.iter().all(|l| l.contains("from 35.188.49.176")),
+        "the log lines that raised it: {lines:?}"
+    );
+    let desc = ana
+        .eval("document.getElementById('d-rule-desc').textContent")
+        .await;
+    assert!(
+        desc.as_str().is_some_and(|d| !d.is_empty()),
+        "the rule's description"
+    );
+    ana.screenshot("analyst-detail").await;
+
+    // Resolve it as a false positive, with a reason, from the detail.
+    ana.type_into("d-resolution", "false_positive").await;
+    ana.type_into("d-reason", "authorised scan, ticket 4411")
+        .await;
+    ana.eval("document.getElementById('d-resolve').requestSubmit(); 0")
+        .await;
+    ana.wait_for(
+        "document.querySelector('#alerts tr') && document.querySelector('#alerts tr').children[9].textContent",
+        |v| v == "resolvedfalse positive",
+    )
+    .await;
+    ana.wait_for("document.getElementById('d-timeline').textContent", |v| {
+        v.as_str()
+            .is_some_and(|t| t.contains("ana set resolution") && t.contains("ticket 4411"))
+    })
+    .await;
+    // The other analyst's browser sees it without reloading.
+    admin.eval("window.__noReload = 7").await;
+    // Give the overview its next refresh, so the screenshot shows the charts filled.
+    admin
+        .wait_for("document.getElementById('top-sources').textContent", |v| {
+            v.as_str().is_some_and(|t| t.contains("35.188.49.176"))
+        })
+        .await;
+    let row = admin
+        .wait_for(ROWS, |v| {
+            v.as_str()
+                .is_some_and(|s| s.contains("resolvedfalse positive"))
+        })
+        .await;
+    assert!(row.as_str().expect("rows").contains("35.188.49.176"));
+    assert_eq!(admin.eval("window.__noReload").await, 7);
+    admin.screenshot("second-browser-live").await;
+
+    // A user name that is markup stays text, in the list and in the detail.
+    admin
+        .eval("window.alert = () => { window.__xss = true; }; 0")
+        .await;
+    hostile_alert(&pipeline).await;
+    let rows = admin
+        .wait_for(ROWS, |v| v.as_str().is_some_and(|s| s.contains("onerror")))
+        .await;
+    assert!(rows.as_str().expect("rows").contains(XSS));
+    admin
+        .eval("[...document.querySelectorAll('#alerts tr')].find(r => r.textContent.includes('onerror')).click(); 0")
+        .await;
+    admin
+        .wait_for("document.getElementById('d-evidence').textContent", |v| {
+            v.as_str().is_some_and(|t| t.contains(XSS))
+        })
+        .await;
+    assert_eq!(
+        admin
+            .eval("document.querySelectorAll('#alerts img, #detail img, #alerts b, #detail b').length")
+            .await,
+        0,
+        "no markup from alert data"
+    );
+    assert_eq!(admin.eval("window.__xss === undefined").await, true);
+    admin.screenshot("hostile-user-name").await;
+
+    // A viewer reads the same detail with no way to change it.
+    let mut vic = Browser::launch().await;
+    vic.open(&url).await;
+    vic.wait_for("document.getElementById('signin').hidden", |v| v == false)
+        .await;
+    vic.sign_in("vic", VIEWER_PASSWORD).await;
+    vic.wait_for("document.querySelectorAll('#alerts tr').length", |v| v == 3)
+        .await;
+    vic.eval("document.querySelector('#alerts tr').click(); 0")
+        .await;
+    vic.wait_for("document.getElementById('detail').hidden", |v| v == false)
+        .await;
+    assert_eq!(
+        vic.eval("[...document.querySelectorAll('.workflow-actions')].filter(e => !e.hidden && e.offsetParent !== null).length")
+            .await,
+        0,
+        "no workflow buttons for a viewer"
+    );
+    vic.screenshot("viewer-detail").await;
+
+    // At 390 px wide the page fits: no sideways scrolling.
+    vic.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true}),
+    )
+    .await;
+    vic.eval("document.getElementById('detail-close').click(); 0")
+        .await;
+    let width = vic
+        .wait_for("document.documentElement.scrollWidth", |v| {
+            v.as_u64().is_some_and(|w| w <= 390)
+        })
+        .await;
+    assert!(width.as_u64().is_some_and(|w| w <= 390), "{width}");
+    vic.screenshot("phone-390px").await;
+    let rows = vic.rows().await;
+    assert_eq!(rows.len(), 3);
+
+    drop((ana, admin, vic));
+    let _ = stop.send(true);
+    pipeline.wait().await.expect("clean shutdown");
+}

@@ -42,6 +42,10 @@ pub struct ProcessorStats {
     pub invalid_records: AtomicU64,
     /// Alert updates withheld by analysts' suppressions.
     pub suppressed: AtomicU64,
+    /// Lines no parser recognized.
+    pub parse_failures: AtomicU64,
+    /// Records in the input not yet processed, by partition (measured every 5 s).
+    pub lag: std::sync::Mutex<std::collections::BTreeMap<u32, u64>>,
     /// Partitions whose consumer (and SmartModule chain) is ready.
     pub partitions_ready: AtomicU64,
     /// Partitions found behind the database's checkpoint at start (the stream was lost or
@@ -167,6 +171,7 @@ pub fn detect<'a>(
     }
     for (dataset, n) in by_dataset {
         if dataset == KIND_UNPARSED {
+            stats.parse_failures.fetch_add(n, Ordering::Relaxed);
             metrics::counter!("soc_processor_parse_failures_total").increment(n);
         }
         metrics::counter!("soc_processor_events_total", "dataset" => dataset_label(dataset))
@@ -332,8 +337,14 @@ async fn run_partition(
             // How far the processor is behind its input: what the stream holds beyond the
             // checkpoint, read once per interval rather than per batch.
             if let Ok(Some(end)) = stream.stream_end(&settings.input_topic, partition).await {
+                let lag = end.saturating_sub(next_offset);
                 metrics::gauge!("soc_processor_lag_records", "partition" => partition_label.clone())
-                    .set(end.saturating_sub(next_offset) as f64);
+                    .set(lag as f64);
+                stats
+                    .lag
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(partition, lag);
             }
         }
         let t_read = Instant::now();

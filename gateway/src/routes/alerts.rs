@@ -2,6 +2,7 @@
 //! each alert with its workflow.
 
 use crate::error::ApiError;
+use crate::routes::rules::RuleCatalog;
 use actix_web::{web, HttpResponse};
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -31,6 +32,8 @@ pub struct ListQuery {
     pub user: Option<String>,
     /// A MITRE ATT&CK technique: `T1110` also matches its sub-techniques (`T1110.001`).
     pub technique: Option<String>,
+    /// A rule family (`ssh`, `http`, ...; see `GET /api/rules`).
+    pub family: Option<String>,
     /// `new`, `acknowledged`, `investigating` or `resolved`.
     pub status: Option<String>,
     /// A user name; `none` for unassigned alerts.
@@ -125,8 +128,20 @@ fn contains(col: alert::Column, needle: &str) -> sea_orm::sea_query::SimpleExpr 
 }
 
 /// The alerts the query's filters select (no order, no paging); shared with the aggregates.
-pub fn filtered(q: &ListQuery) -> Result<sea_orm::Select<alert::Entity>, ApiError> {
+pub fn filtered(
+    q: &ListQuery,
+    rules: &RuleCatalog,
+) -> Result<sea_orm::Select<alert::Entity>, ApiError> {
     let mut query = alert::Entity::find();
+    if let Some(f) = text_param("family", &q.family)? {
+        let ids = rules.family(f);
+        if ids.is_empty() {
+            return Err(ApiError::BadRequest(format!(
+                "no rule family `{f}` (see GET /api/rules)"
+            )));
+        }
+        query = query.filter(alert::Column::RuleId.is_in(ids));
+    }
     if let Some(r) = text_param("rule_id", &q.rule_id)? {
         query = query.filter(alert::Column::RuleId.eq(r));
     }
@@ -261,6 +276,7 @@ fn parse_cursor(c: &str) -> Result<(i64, String), ApiError> {
 
 pub async fn list(
     db: web::Data<DatabaseConnection>,
+    rules: web::Data<RuleCatalog>,
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
@@ -284,7 +300,7 @@ pub async fn list(
         Some("asc") => true,
         Some(_) => return Err(ApiError::BadRequest("order must be asc or desc".into())),
     };
-    let mut query = filtered(&q)?;
+    let mut query = filtered(&q, &rules)?;
     let col = key.column();
     if let Some(c) = &q.cursor {
         let (v, id) = parse_cursor(c)?;

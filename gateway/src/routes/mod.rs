@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod auth;
 pub mod dashboard;
 pub mod health;
+pub mod rules;
 pub mod stats;
 pub mod suppressions;
 pub mod tokens;
@@ -91,6 +92,7 @@ pub fn table() -> Vec<RouteDef> {
         def(get.clone(), "/api/stats/pipeline", VIEWER, |r| {
             r.to(stats::pipeline)
         }),
+        def(get.clone(), "/api/rules", VIEWER, |r| r.to(rules::list)),
         def(get.clone(), "/metrics", VIEWER, |r| {
             r.to(crate::metrics::scrape)
         }),

@@ -6,6 +6,7 @@ use crate::error::ApiError;
 use crate::hub::AlertHub;
 use crate::metrics::MetricsExport;
 use crate::routes::alerts::{filtered, ListQuery};
+use crate::routes::rules::RuleCatalog;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use sea_orm::sea_query::{Alias, Expr, Func};
@@ -62,6 +63,7 @@ pub struct Bucket {
 pub async fn over_time(
     req: HttpRequest,
     db: web::Data<DatabaseConnection>,
+    rules: web::Data<RuleCatalog>,
 ) -> Result<HttpResponse, ApiError> {
     let (own, mut filters) = split_query(&req, &["bucket"])?;
     let (name, width) = match own.get("bucket").map(String::as_str) {
@@ -98,7 +100,7 @@ pub async fn over_time(
     // Bucketed here rather than in SQL: the same code on SQLite and PostgreSQL.
     filters.since = None;
     filters.until = None;
-    let rows: Vec<(DateTime<Utc>, String)> = filtered(&filters)?
+    let rows: Vec<(DateTime<Utc>, String)> = filtered(&filters, &rules)?
         .filter(alert::Column::FirstSeen.gte(start))
         .filter(alert::Column::FirstSeen.lte(until))
         .select_only()
@@ -154,6 +156,7 @@ pub struct TopEntry {
 pub async fn top(
     req: HttpRequest,
     db: web::Data<DatabaseConnection>,
+    rules: web::Data<RuleCatalog>,
 ) -> Result<HttpResponse, ApiError> {
     let (own, filters) = split_query(&req, &["by", "limit"])?;
     let col = match own.get("by").map(String::as_str) {
@@ -181,7 +184,7 @@ pub async fn top(
         Alias::new("BIGINT"),
     )
     .into();
-    let rows: Vec<(String, i64, Option<i64>)> = filtered(&filters)?
+    let rows: Vec<(String, i64, Option<i64>)> = filtered(&filters, &rules)?
         .filter(col.is_not_null())
         .select_only()
         .column(col)

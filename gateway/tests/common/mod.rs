@@ -52,6 +52,7 @@ pub fn state(db: &TestDb) -> GatewayState {
         stages: Arc::default(),
         auth: Arc::default(),
         metrics: None,
+        rules: Arc::default(),
     }
 }
 

@@ -23,6 +23,7 @@ async fn serve(hub: Arc<AlertHub>) -> (String, actix_web::dev::ServerHandle, Tes
             stages: Arc::default(),
             auth: Arc::default(),
             metrics: None,
+            rules: Arc::default(),
         },
         listener,
         None,

@@ -266,22 +266,37 @@ pub fn shipped_rules() -> Assets {
 /// Load every rule of `set` and apply overrides by rule id. Unknown override ids and
 /// duplicate rule ids are errors, so a typo never silently disables tuning.
 pub fn load_rules(set: &Assets, overrides: &BTreeMap<String, RuleOverride>) -> Result<Vec<Rule>> {
-    let mut rules: Vec<Rule> = Vec::new();
+    Ok(load_rule_families(set, overrides)?
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect())
+}
+
+/// The rules with their family: the directory they live in (`ssh`, `http`, `sigma`, ...).
+pub fn load_rule_families(
+    set: &Assets,
+    overrides: &BTreeMap<String, RuleOverride>,
+) -> Result<Vec<(String, Rule)>> {
+    let mut rules: Vec<(String, Rule)> = Vec::new();
     for f in set.files_with_extension("", &["yaml", "yml"])? {
         let path = set.describe(&f.name);
         let rule = parse_rule(&f.text(), &path)?;
-        if rules.iter().any(|r| r.id == rule.id) {
+        if rules.iter().any(|(_, r)| r.id == rule.id) {
             return Err(Error::Rule {
                 file: path,
                 source: RuleError::DuplicateId(rule.id),
             });
         }
-        rules.push(rule);
+        let family = match f.name.split_once('/') {
+            Some((dir, _)) => dir.to_string(),
+            None => "other".to_string(),
+        };
+        rules.push((family, rule));
     }
     for (id, o) in overrides {
-        let rule = rules
+        let (_, rule) = rules
             .iter_mut()
-            .find(|r| &r.id == id)
+            .find(|(_, r)| &r.id == id)
             .ok_or_else(|| Error::UnknownRule { id: id.clone() })?;
         if let Some(t) = o.threshold {
             rule.threshold = t.max(1);

@@ -50,6 +50,8 @@ pub struct TriageStats {
     /// Incidents that found the queue full and kept the fallback.
     pub queue_dropped: AtomicU64,
     pub breaker_opened: AtomicU64,
+    /// 1 while the breaker is open (the model is not called).
+    pub breaker_open: AtomicU64,
     /// Incidents waiting now.
     pub queued: AtomicU64,
 }
@@ -611,6 +613,7 @@ impl TriageWorker {
             Ok(_) => {
                 self.breaker.success();
                 metrics::gauge!("soc_triage_breaker_open").set(0.0);
+                stats.breaker_open.store(0, Ordering::Relaxed);
             }
             Err(e) => {
                 stats.failed_calls.fetch_add(1, Ordering::Relaxed);
@@ -622,6 +625,7 @@ impl TriageWorker {
                 if self.breaker.times_opened > before {
                     stats.breaker_opened.fetch_add(1, Ordering::Relaxed);
                     metrics::gauge!("soc_triage_breaker_open").set(1.0);
+                    stats.breaker_open.store(1, Ordering::Relaxed);
                     warn!(error = %e, "circuit breaker opened: alerts keep the fallback verdict until the model answers again");
                 } else {
                     warn!(error = %e, stage = stage_name, "model call failed");
