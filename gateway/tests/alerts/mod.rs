@@ -372,3 +372,46 @@ async fn aggregates_count_what_the_filters_select() {
         assert!(p["gateway"]["ws_clients"].is_u64(), "{b}: {p}");
     }
 }
+
+#[actix_web::test]
+async fn a_family_selects_its_rules_alerts() {
+    use soc_gateway::routes::rules::{RuleCatalog, RuleInfo};
+    let db = TestDb::sqlite().await;
+    insert(&db, &varied()).await;
+    let mut st = state(&db);
+    let rule = |id: &str, family: &str| RuleInfo {
+        id: id.into(),
+        family: family.into(),
+        title: String::new(),
+        description: String::new(),
+        severity: "low".into(),
+        mitre: vec![],
+        references: vec![],
+    };
+    st.rules = std::sync::Arc::new(RuleCatalog(vec![
+        rule("soc/port-scan", "network"),
+        rule("soc/ssh-bruteforce", "ssh"),
+    ]));
+    let app = test::init_service(create_app(st)).await;
+    let t = token(&db, Role::Viewer).await;
+    assert_eq!(ips(&app, &t, "family=network").await, vec!["10.1.0.4"]);
+    assert_eq!(ips(&app, &t, "family=ssh").await.len(), 4);
+    let res = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .insert_header(bearer(&t))
+            .uri("/api/alerts?family=cooking")
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), 400);
+    let rules: Value = test::call_and_read_body_json(
+        &app,
+        test::TestRequest::get()
+            .insert_header(bearer(&t))
+            .uri("/api/rules")
+            .to_request(),
+    )
+    .await;
+    assert_eq!(rules[0]["family"], "network");
+}
