@@ -10,6 +10,35 @@ pub const KIND_UNPARSED: &str = "unparsed";
 /// `event.kind` of a line that was parsed.
 pub const KIND_EVENT: &str = "event";
 
+/// Trailer of a raw record whose line was cut to the size limit: the record is the cut line,
+/// `\n`, this prefix and the line's full size in bytes. A line never holds `\n`, so what
+/// a log line says cannot pass for the trailer.
+pub const TRUNCATED_TRAILER: &str = "soc.truncated_bytes=";
+
+/// The raw record of a line cut to the size limit, tagged with its full size.
+pub fn truncated_record(cut: &[u8], full_bytes: u64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(cut.len() + TRUNCATED_TRAILER.len() + 21);
+    v.extend_from_slice(cut);
+    v.push(b'\n');
+    v.extend_from_slice(TRUNCATED_TRAILER.as_bytes());
+    v.extend_from_slice(full_bytes.to_string().as_bytes());
+    v
+}
+
+/// A raw record's line, and the full size of the line when it was cut.
+pub fn split_truncated(raw: &str) -> (&str, Option<u64>) {
+    match raw.rsplit_once('\n') {
+        Some((line, trailer)) => match trailer
+            .strip_prefix(TRUNCATED_TRAILER)
+            .and_then(|n| n.trim_end_matches('\r').parse().ok())
+        {
+            Some(full) => (line, Some(full)),
+            None => (raw, None),
+        },
+        None => (raw, None),
+    }
+}
+
 /// One normalized event, serialized as JSON with ECS field names.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -264,6 +293,10 @@ pub struct Log {
     /// The raw line exactly as received.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original: Option<String>,
+    /// Set when the line was cut to the size limit: its full size in bytes (the whole line is
+    /// in the dead-letter topic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syslog: Option<Syslog>,
 }
@@ -306,7 +339,7 @@ impl Event {
             },
             log: Log {
                 original: Some(line.to_string()),
-                syslog: None,
+                ..Default::default()
             },
             ..Default::default()
         }

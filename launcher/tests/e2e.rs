@@ -263,6 +263,15 @@ async fn huge_lines_are_set_aside_and_detection_goes_on() {
     assert_eq!(first.reason, "line_too_long");
     assert_eq!(first.bytes, (1 << 20) + 32);
     assert!(first.source.ends_with("huge.log@0"), "{}", first.source);
+    // The cut line itself goes on, tagged with its full size for the normalized event.
+    let raw = pipeline
+        .log
+        .read(soc_core::stream::topics::RAW_LOGS, 0, 0, 1)
+        .expect("raw");
+    let (line, full) =
+        soc_core::event::split_truncated(std::str::from_utf8(&raw[0].value).expect("utf-8"));
+    assert_eq!(full, Some((1 << 20) + 32));
+    assert!(line.starts_with("Mar 10 07:59:59 bastion app[0]: xxx"));
     let health = reqwest::get(format!("{base}/api/health"))
         .await
         .expect("health");

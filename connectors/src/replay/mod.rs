@@ -74,7 +74,8 @@ pub async fn replay(stream: &dyn LogStream, config: &ReplayConfig) -> Result<Rep
         while let Some((b'\n' | b'\r', rest)) = line.split_last() {
             line = rest;
         }
-        if full > config.max_line_bytes {
+        let cut = full > config.max_line_bytes;
+        if cut {
             // Kept, cut to the limit, so whatever it says is still parsed; and set aside
             // in full size and place so nobody wonders where the rest went.
             truncated += 1;
@@ -103,7 +104,12 @@ pub async fn replay(stream: &dyn LogStream, config: &ReplayConfig) -> Result<Rep
         if !line.is_empty() {
             batch.push(ProduceRecord {
                 key: None,
-                value: line.to_vec(),
+                // A cut line says so: its event carries `log.truncated_bytes`.
+                value: if cut {
+                    soc_core::event::truncated_record(line, full as u64)
+                } else {
+                    line.to_vec()
+                },
                 timestamp_ms: chrono::Utc::now().timestamp_millis(),
             });
         }

@@ -35,9 +35,11 @@ use soc_sm_abi::Input;
 /// Normalize one line. `received_ms` is the record's ingest time (ms since the epoch, 0 if
 /// unknown): it dates lines that carry no year or no time at all.
 pub fn normalize_line(line: &str, received_ms: i64) -> Event {
+    let (line, truncated) = soc_core::event::split_truncated(line);
     let trimmed = line.trim_end_matches(['\r', '\n']);
     let mut ev = parse(trimmed, received_ms).unwrap_or_else(|| Event::unparsed(trimmed));
     ev.log.original = Some(trimmed.to_string());
+    ev.log.truncated_bytes = truncated;
     ev.event.ingested = time::format_ms(received_ms);
     if ev.timestamp.is_none() {
         ev.timestamp = ev.event.ingested.clone();
@@ -238,6 +240,20 @@ mod tests {
             ev.log.original.as_deref(),
             Some("Feb 12 14:10:21 sd-126005 sshd[16378]: Invalid user pascal from 35.188.49.176 port 53502")
         );
+    }
+
+    #[test]
+    fn a_cut_line_is_parsed_and_says_it_was_cut() {
+        let line = "Feb 12 14:10:21 sd-126005 sshd[16378]: Invalid user pascal from 35.188.49.176 port 53502";
+        let raw = soc_core::event::truncated_record(line.as_bytes(), 1 << 20);
+        let ev = normalize_line(&String::from_utf8_lossy(&raw), NOV_2026);
+        assert_eq!(ev.event.kind, "event");
+        assert_eq!(ev.source_ip(), Some("35.188.49.176"));
+        assert_eq!(ev.log.original.as_deref(), Some(line));
+        assert_eq!(ev.log.truncated_bytes, Some(1 << 20));
+        // A line cannot hold the trailer, so log text cannot claim it; an uncut line has none.
+        let plain = normalize_line("app: soc.truncated_bytes=5", NOV_2026);
+        assert_eq!(plain.log.truncated_bytes, None);
     }
 
     #[test]
