@@ -210,7 +210,7 @@ pub async fn start(opts: Options) -> Result<Pipeline> {
             hosts: Arc::new(soc_gateway::HostPolicy::new(config.allowed_hosts.clone())),
             stages: stages.clone(),
             auth: Arc::new(config.auth_state()),
-            rules: Arc::new(config.rule_catalog()?),
+            rules: Arc::new(config.rule_catalog_or_empty()),
             metrics: soc_gateway::metrics::MetricsExport::new().map(|m| {
                 Arc::new(
                     m.with_sampler(crate::metrics::processor_sampler(stats.clone()))

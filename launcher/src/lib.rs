@@ -217,7 +217,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     hosts: Arc::new(soc_gateway::HostPolicy::new(settings.allowed_hosts.clone())),
                     stages: stages.clone(),
                     auth: Arc::new(settings.auth_state()),
-                    rules: Arc::new(settings.rule_catalog()?),
+                    rules: Arc::new(settings.rule_catalog_or_empty()),
                     metrics: soc_gateway::metrics::MetricsExport::new().map(Arc::new),
                 },
                 listener,

@@ -413,6 +413,15 @@ impl Settings {
         ))
     }
 
+    /// The catalog, or an empty one when the rules do not load: the gateway only describes
+    /// rules, and the processor, which runs them, fails loudly on the same error.
+    pub fn rule_catalog_or_empty(&self) -> soc_gateway::routes::rules::RuleCatalog {
+        self.rule_catalog().unwrap_or_else(|e| {
+            tracing::warn!(error = %format!("{e:#}"), "rules not described to the dashboard");
+            soc_gateway::routes::rules::RuleCatalog::default()
+        })
+    }
+
     pub fn processor(&self) -> Result<soc_processor::ProcessorSettings> {
         let mut triage = self.triage.clone();
         if let Some(path) = &self.assets.response_policy {
