@@ -154,13 +154,11 @@ const ADMIN_PASSWORD: &str = "dashboard test passphrase";
 
 const ROWS: &str = "JSON.stringify([...document.querySelectorAll('#alerts tr')].map(r => [...r.children].map(c => c.textContent)))";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dashboard_shows_alerts_live_without_reload() {
+/// The embedded pipeline with triage off and a known admin password; send `true` to stop.
+async fn start_pipeline() -> (tempfile::TempDir, embedded::Pipeline, watch::Sender<bool>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (stop, shutdown) = watch::channel(false);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    // No model: alerts carry the deterministic verdict (the merge with later model verdicts
-    // is exercised below through the page's own update function).
     let mut opts = embedded::Options::local(dir.path(), listener, shutdown);
     opts.triage = Some(soc_processor::triage::TriageSettings {
         enabled: false,
@@ -168,6 +166,14 @@ async fn dashboard_shows_alerts_live_without_reload() {
     });
     opts.settings.auth.admin_password = Some(ADMIN_PASSWORD.into());
     let pipeline = embedded::start(opts).await.expect("pipeline");
+    (dir, pipeline, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_shows_alerts_live_without_reload() {
+    // No model: alerts carry the deterministic verdict (the merge with later model verdicts
+    // is exercised below through the page's own update function).
+    let (_dir, pipeline, stop) = start_pipeline().await;
 
     let mut browser = Browser::launch().await;
     browser.open(&format!("http://{}/", pipeline.addr)).await;
@@ -464,16 +470,7 @@ async fn hostile_alert(pipeline: &embedded::Pipeline) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn analysts_work_alerts_in_the_dashboard_and_others_see_it_live() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (stop, shutdown) = watch::channel(false);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let mut opts = embedded::Options::local(dir.path(), listener, shutdown);
-    opts.triage = Some(soc_processor::triage::TriageSettings {
-        enabled: false,
-        ..Default::default()
-    });
-    opts.settings.auth.admin_password = Some(ADMIN_PASSWORD.into());
-    let pipeline = embedded::start(opts).await.expect("pipeline");
+    let (_dir, pipeline, stop) = start_pipeline().await;
     let accounts = soc_gateway::auth::Accounts::new(pipeline.db.clone());
     for (name, pw, role) in [
         ("ana", ANALYST_PASSWORD, soc_gateway::auth::Role::Analyst),
