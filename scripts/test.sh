@@ -37,6 +37,26 @@ MSG
   fi
 fi
 
+# schemathesis (PyPI) fuzzes the running gateway against its OpenAPI document.
+if [ -z "${SOC_SCHEMATHESIS:-}" ]; then
+  if ! command -v schemathesis >/dev/null 2>&1; then
+    if command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1; then
+      echo "== installing schemathesis from PyPI"
+      python3 -m pip install -q schemathesis ||
+        python3 -m pip install -q --break-system-packages schemathesis
+      hash -r
+      if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+    fi
+  fi
+  if ! command -v schemathesis >/dev/null 2>&1; then
+    echo "The API test needs schemathesis: python3 -m pip install schemathesis" \
+      "(or set SOC_SCHEMATHESIS to its path)" >&2
+    exit 1
+  fi
+  SOC_SCHEMATHESIS="$(command -v schemathesis)"
+  export SOC_SCHEMATHESIS
+fi
+
 # PostgreSQL: the named one, else the local default when it answers, else SQLite only.
 if [ -z "${SOC_TEST_POSTGRES_URL+set}" ]; then
   if (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then

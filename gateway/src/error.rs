@@ -99,7 +99,8 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
+/// An error, as RFC 9457 Problem Details (`application/problem+json`).
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub kind: String,

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod hub;
 pub mod metrics;
+pub mod openapi;
 pub mod origin;
 pub mod routes;
 pub mod stages;

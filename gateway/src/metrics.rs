@@ -153,6 +153,7 @@ fn describe() {
 }
 
 /// `GET /metrics`.
+#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String), (status = 401, body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Metrics are off", body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn scrape(
     export: Option<actix_web::web::Data<MetricsExport>>,
     hub: actix_web::web::Data<AlertHub>,

@@ -36,7 +36,7 @@ pub enum AccountError {
 }
 
 /// A user as the API shows it: never the hash.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: String,
     pub username: String,
@@ -47,7 +47,7 @@ pub struct UserView {
 }
 
 /// A token as lists show it: its prefix, never the secret.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct TokenView {
     pub id: String,
     pub name: String,

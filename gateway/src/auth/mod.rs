@@ -17,7 +17,19 @@ pub use accounts::{AccountError, Accounts};
 pub use guard::{Access, Principal};
 
 /// What a signed-in user may do; each role may do everything the roles below it may.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Reads alerts and the live stream.

@@ -14,8 +14,9 @@ use soc_core::Alert;
 pub const DEFAULT_LIMIT: u64 = 50;
 pub const MAX_LIMIT: u64 = 500;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Page size, 1 to 500 (default 50).
     pub limit: Option<u64>,
@@ -51,7 +52,7 @@ pub struct ListQuery {
 }
 
 /// Where an alert stands with the analysts.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Workflow {
     pub status: String,
     pub assignee: Option<String>,
@@ -89,8 +90,10 @@ impl TryFrom<alert::Model> for AlertView {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AlertPage {
+    /// Alerts, each with its `workflow`.
+    #[schema(value_type = Vec<Object>)]
     pub alerts: Vec<AlertView>,
     /// Pass as `cursor` to get the next (older) page; absent on the last page.
     pub next_cursor: Option<String>,
@@ -274,6 +277,7 @@ fn parse_cursor(c: &str) -> Result<(i64, String), ApiError> {
     Ok((v, id.to_string()))
 }
 
+#[utoipa::path(get, path = "/api/alerts", tag = "alerts", params(ListQuery), responses((status = 200, body = AlertPage), (status = 400, description = "Bad request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Role too low", body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn list(
     db: web::Data<DatabaseConnection>,
     rules: web::Data<RuleCatalog>,
@@ -345,6 +349,7 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(get, path = "/api/alerts/{id}", tag = "alerts", params(("id" = String, Path, description = "The id")), responses((status = 200, description = "The alert with its workflow", body = Object), (status = 400, description = "Bad request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Role too low", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found", body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn get(
     db: web::Data<DatabaseConnection>,
     id: web::Path<String>,

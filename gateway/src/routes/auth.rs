@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignIn {
     pub username: String,
@@ -28,7 +28,7 @@ impl std::fmt::Debug for SignIn {
 }
 
 /// The caller as the dashboard needs it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     pub username: String,
     pub role: Role,
@@ -50,6 +50,7 @@ fn session_cookie(value: String, secure: bool, max_age: time::Duration) -> Cooki
         .finish()
 }
 
+#[utoipa::path(post, path = "/api/auth/signin", tag = "auth", request_body = SignIn, responses((status = 200, description = "Signed in; the session cookie is set", body = SessionView), (status = 400, body = crate::error::Problem, content_type = "application/problem+json"), (status = 401, description = "Wrong user name or password", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Foreign origin", body = crate::error::Problem, content_type = "application/problem+json"), (status = 429, description = "Too many attempts", body = crate::error::Problem, content_type = "application/problem+json")))]
 pub async fn sign_in(
     req: HttpRequest,
     body: web::Json<SignIn>,
@@ -105,6 +106,7 @@ pub async fn sign_in(
     }))
 }
 
+#[utoipa::path(post, path = "/api/auth/signout", tag = "auth", responses((status = 204, description = "Signed out"), (status = 400, description = "Bad request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Role too low", body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn sign_out(
     p: Principal,
     accounts: web::Data<Accounts>,
@@ -123,6 +125,7 @@ pub async fn sign_out(
         .finish())
 }
 
+#[utoipa::path(get, path = "/api/session", tag = "auth", responses((status = 200, body = SessionView), (status = 400, description = "Bad request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Role too low", body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn session(p: Principal) -> HttpResponse {
     let (csrf_token, via) = match &p.credential {
         crate::auth::guard::Credential::Session { csrf_token, .. } => {
@@ -140,13 +143,14 @@ pub async fn session(p: Principal) -> HttpResponse {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
     pub current_password: String,
     pub new_password: String,
 }
 
+#[utoipa::path(post, path = "/api/auth/password", tag = "auth", request_body = ChangePassword, responses((status = 204, description = "Changed; other sessions ended"), (status = 400, description = "Bad request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Role too low", body = crate::error::Problem, content_type = "application/problem+json"), (status = 429, description = "Too many attempts", body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 /// Change one's own password, proving the current one; every other session of the user ends.
 pub async fn change_password(
     req: HttpRequest,

@@ -7,6 +7,7 @@ use actix_web::{web, HttpResponse};
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 
+#[utoipa::path(get, path = "/api/health", tag = "health", responses((status = 200, description = "Ready", body = Object), (status = 503, description = "A stage or the database is down", body = Object)))]
 pub async fn ready(
     db: web::Data<DatabaseConnection>,
     stages: Option<web::Data<Stages>>,
@@ -30,6 +31,7 @@ pub async fn ready(
     }
 }
 
+#[utoipa::path(get, path = "/api/health/live", tag = "health", responses((status = 200, description = "The process answers", body = Object)))]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "alive"}))
 }

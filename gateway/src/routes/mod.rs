@@ -48,6 +48,16 @@ pub fn table() -> Vec<RouteDef> {
         // The page shell carries no data: it signs in, then calls the API.
         def(get.clone(), "/", Public, |r| r.to(dashboard::index)),
         def(get.clone(), "/api/health", Public, |r| r.to(health::ready)),
+        // The API's description and its browser carry no data.
+        def(get.clone(), "/api/openapi.json", Public, |r| {
+            r.to(crate::openapi::spec)
+        }),
+        def(get.clone(), "/api/docs", Public, |r| {
+            r.to(crate::openapi::swagger_root)
+        }),
+        def(get.clone(), "/api/docs/{tail:.*}", Public, |r| {
+            r.to(crate::openapi::swagger)
+        }),
         def(get.clone(), "/api/health/live", Public, |r| {
             r.to(health::live)
         }),

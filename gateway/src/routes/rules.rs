@@ -4,7 +4,7 @@
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RuleInfo {
     pub id: String,
     /// The directory it ships in: `ssh`, `http`, `sigma`, ...
@@ -31,6 +31,7 @@ impl RuleCatalog {
     }
 }
 
+#[utoipa::path(get, path = "/api/rules", tag = "rules", responses((status = 200, body = Vec<RuleInfo>), (status = 400, description = "Bad request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Role too low", body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn list(catalog: web::Data<RuleCatalog>) -> HttpResponse {
     HttpResponse::Ok().json(&catalog.0)
 }

@@ -49,7 +49,7 @@ fn split_query(
     Ok((mine, filters))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Bucket {
     pub t: DateTime<Utc>,
     pub low: u64,
@@ -58,6 +58,7 @@ pub struct Bucket {
     pub critical: u64,
 }
 
+#[utoipa::path(get, path = "/api/stats/alerts-over-time", tag = "stats", params(("bucket" = Option<String>, Query, description = "minute, hour (default) or day"), crate::routes::alerts::ListQuery), responses((status = 200, description = "Buckets by severity", body = Object), (status = 400, description = "Bad request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Role too low", body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 /// `GET /api/stats/alerts-over-time?bucket=minute|hour|day`: alerts by the bucket of their
 /// first event, by severity. Without `since`, the last 24 hours (minute: the last 6 hours).
 pub async fn over_time(
@@ -142,7 +143,7 @@ pub async fn over_time(
     })))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TopEntry {
     pub key: String,
     /// Alerts (incidents).
@@ -151,6 +152,7 @@ pub struct TopEntry {
     pub events: i64,
 }
 
+#[utoipa::path(get, path = "/api/stats/top", tag = "stats", params(("by" = String, Query, description = "source_ip, rule_id or host"), ("limit" = Option<u32>, Query, description = "1 to 100, default 10"), crate::routes::alerts::ListQuery), responses((status = 200, body = Vec<TopEntry>), (status = 400, description = "Bad request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Role too low", body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 /// `GET /api/stats/top?by=source_ip|rule_id|host&limit=10`: the most frequent values by
 /// number of alerts.
 pub async fn top(
@@ -208,6 +210,7 @@ pub async fn top(
     Ok(HttpResponse::Ok().json(out))
 }
 
+#[utoipa::path(get, path = "/api/stats/pipeline", tag = "stats", responses((status = 200, description = "The stages' counters and when they were read", body = Object), (status = 400, description = "Bad request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Role too low", body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 /// `GET /api/stats/pipeline`: the counters of the stages in this process, with the time they
 /// were read, so a client computes rates from two readings.
 pub async fn pipeline(

@@ -18,11 +18,12 @@ use soc_core::db::suppression::{self, Field};
 /// The longest a rule may be muted in one go: a suppression is a decision to revisit.
 pub const MAX_DAYS: i64 = 365;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSuppression {
     pub rule_id: String,
     /// `source.ip`, `user.name` or `host.name`.
+    #[schema(value_type = String)]
     pub field: Field,
     pub value: String,
     /// When it ends (RFC 3339); in the future and at most a year away.
@@ -50,8 +51,9 @@ impl SuppressionView {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `active` (the default) or `all`.
     pub state: Option<String>,
@@ -83,6 +85,7 @@ fn check_rule(rule_id: &str) -> Result<String, ApiError> {
     Ok(r.to_string())
 }
 
+#[utoipa::path(get, path = "/api/suppressions", tag = "suppressions", params(ListQuery), responses((status = 200, description = "Suppressions, newest first", body = Vec<Object>), (status = 400, description = "Bad request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Role too low", body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 /// `GET /api/suppressions`: newest first.
 pub async fn list(
     q: web::Query<ListQuery>,
@@ -111,6 +114,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(out))
 }
 
+#[utoipa::path(post, path = "/api/suppressions", tag = "suppressions", request_body = NewSuppression, responses((status = 201, description = "The suppression", body = Object), (status = 400, description = "Bad request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Role too low", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found", body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 /// `POST /api/suppressions`.
 pub async fn create(
     p: Principal,
@@ -180,6 +184,7 @@ pub async fn create(
     Ok(HttpResponse::Created().json(SuppressionView::new(row, now)))
 }
 
+#[utoipa::path(delete, path = "/api/suppressions/{id}", tag = "suppressions", params(("id" = String, Path, description = "The id")), responses((status = 200, description = "The revoked suppression", body = Object), (status = 409, description = "Already revoked", body = crate::error::Problem, content_type = "application/problem+json"), (status = 400, description = "Bad request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Role too low", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found", body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 /// `DELETE /api/suppressions/{id}`: revoke; the row stays with its counts.
 pub async fn revoke(
     p: Principal,

@@ -11,14 +11,16 @@ use serde::{Deserialize, Serialize};
 /// Longest lifetime a token may be given.
 pub const MAX_DAYS: u32 = 3650;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TokenQuery {
     /// Admins: every user's tokens.
     #[serde(default)]
     pub all: bool,
 }
 
+#[utoipa::path(get, path = "/api/tokens", tag = "tokens", params(TokenQuery), responses((status = 200, body = Vec<TokenView>), (status = 400, description = "Bad request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Role too low", body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn list(
     p: Principal,
     q: web::Query<TokenQuery>,
@@ -32,7 +34,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(accounts.tokens(owner).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTokenRequest {
     pub name: String,
@@ -42,7 +44,7 @@ pub struct NewTokenRequest {
     pub expires_in_days: Option<u32>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedToken {
     /// The secret: shown in this answer only.
     pub token: String,
@@ -50,6 +52,7 @@ pub struct CreatedToken {
     pub view: TokenView,
 }
 
+#[utoipa::path(post, path = "/api/tokens", tag = "tokens", request_body = NewTokenRequest, responses((status = 201, body = CreatedToken), (status = 400, description = "Bad request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Role too low", body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn create(
     p: Principal,
     body: web::Json<NewTokenRequest>,
@@ -85,6 +88,7 @@ pub async fn create(
     }))
 }
 
+#[utoipa::path(delete, path = "/api/tokens/{id}", tag = "tokens", params(("id" = String, Path, description = "The id")), responses((status = 204, description = "Revoked"), (status = 400, description = "Bad request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Role too low", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found", body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn revoke(
     p: Principal,
     id: web::Path<String>,

@@ -7,11 +7,12 @@ use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
+#[utoipa::path(get, path = "/api/users", tag = "users", responses((status = 200, body = Vec<UserView>), (status = 400, description = "Bad request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Role too low", body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn list(accounts: web::Data<Accounts>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(accounts.users().await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     pub username: String,
@@ -21,13 +22,14 @@ pub struct NewUser {
 }
 
 /// A user just created or reset, with the password to hand over (once) when one was made.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserWithPassword {
     pub user: UserView,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/users", tag = "users", request_body = NewUser, responses((status = 201, body = UserWithPassword), (status = 409, description = "Name taken", body = crate::error::Problem, content_type = "application/problem+json"), (status = 400, description = "Bad request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Role too low", body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn create(
     p: Principal,
     body: web::Json<NewUser>,
@@ -50,7 +52,7 @@ pub async fn create(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserChange {
     pub role: Option<Role>,
@@ -60,6 +62,7 @@ pub struct UserChange {
     pub reset_password: bool,
 }
 
+#[utoipa::path(patch, path = "/api/users/{username}", tag = "users", params(("username" = String, Path)), request_body = UserChange, responses((status = 200, body = UserWithPassword), (status = 409, description = "The last admin", body = crate::error::Problem, content_type = "application/problem+json"), (status = 400, description = "Bad request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Role too low", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found", body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn update(
     p: Principal,
     username: web::Path<String>,

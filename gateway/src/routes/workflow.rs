@@ -19,7 +19,7 @@ use soc_core::db::{alert, alert_event, user};
 /// Longest note or resolution reason.
 pub const MAX_TEXT: usize = 4000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     New,
@@ -50,7 +50,7 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Resolution {
     TruePositive,
@@ -73,12 +73,13 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
     T::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowChange {
     pub status: Option<Status>,
     /// A user name, or null to unassign.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     pub assignee: Option<Option<String>>,
     /// Needed when resolving.
     pub resolution: Option<Resolution>,
@@ -132,6 +133,7 @@ fn announce(hub: &AlertHub, alert_id: &str, workflow: &Workflow, events: &[alert
     }));
 }
 
+#[utoipa::path(patch, path = "/api/alerts/{id}", tag = "workflow", params(("id" = String, Path, description = "The id")), request_body = WorkflowChange, responses((status = 200, body = crate::routes::alerts::Workflow), (status = 400, description = "Bad request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Role too low", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found", body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 /// `PATCH /api/alerts/{id}`: move the alert through its workflow.
 pub async fn update(
     p: Principal,
@@ -250,12 +252,13 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(workflow))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewNote {
     pub text: String,
 }
 
+#[utoipa::path(post, path = "/api/alerts/{id}/notes", tag = "workflow", params(("id" = String, Path, description = "The id")), request_body = NewNote, responses((status = 201, description = "The note, as a history entry", body = Object), (status = 400, description = "Bad request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Role too low", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found", body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 /// `POST /api/alerts/{id}/notes`.
 pub async fn add_note(
     p: Principal,
@@ -282,6 +285,7 @@ pub async fn add_note(
     Ok(HttpResponse::Created().json(note))
 }
 
+#[utoipa::path(get, path = "/api/alerts/{id}/history", tag = "workflow", params(("id" = String, Path, description = "The id")), responses((status = 200, description = "History entries, oldest first", body = Vec<Object>), (status = 400, description = "Bad request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Role too low", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found", body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 /// `GET /api/alerts/{id}/history`: oldest first.
 pub async fn history(
     id: web::Path<String>,

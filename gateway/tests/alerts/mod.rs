@@ -415,3 +415,90 @@ async fn a_family_selects_its_rules_alerts() {
     .await;
     assert_eq!(rules[0]["family"], "network");
 }
+
+#[actix_web::test]
+async fn the_openapi_document_describes_every_route_and_swagger_ui_serves_it() {
+    let db = TestDb::sqlite().await;
+    let app = test::init_service(create_app(state(&db))).await;
+    let doc: Value = test::call_and_read_body_json(
+        &app,
+        test::TestRequest::get()
+            .uri("/api/openapi.json")
+            .to_request(),
+    )
+    .await;
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "{}",
+        doc["openapi"]
+    );
+    // Not API operations: the page shell, the WebSocket, and the description itself.
+    let undocumented = [
+        "/",
+        "/ws/alerts",
+        "/api/openapi.json",
+        "/api/docs",
+        "/api/docs/{tail:.*}",
+    ];
+    let mut want = std::collections::BTreeSet::new();
+    for r in soc_gateway::routes::table() {
+        if !undocumented.contains(&r.path) {
+            want.insert((r.method.as_str().to_lowercase(), r.path.to_string()));
+        }
+    }
+    let mut have = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("item").keys() {
+            have.insert((method.clone(), path.clone()));
+        }
+    }
+    assert_eq!(
+        have, want,
+        "the document and the route table list the same routes"
+    );
+    for scheme in ["bearer", "session"] {
+        assert!(
+            doc["components"]["securitySchemes"][scheme].is_object(),
+            "{scheme}"
+        );
+    }
+
+    let res =
+        test::call_service(&app, test::TestRequest::get().uri("/api/docs").to_request()).await;
+    assert_eq!(res.status(), 302);
+    let res = test::call_service(
+        &app,
+        test::TestRequest::get().uri("/api/docs/").to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let body = test::read_body(res).await;
+    assert!(std::str::from_utf8(&body)
+        .expect("utf-8")
+        .contains("swagger"));
+    let res = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/api/docs/swagger-initializer.js")
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let body = test::read_body(res).await;
+    assert!(
+        std::str::from_utf8(&body)
+            .expect("utf-8")
+            .contains("/api/openapi.json"),
+        "the UI is pointed at the document"
+    );
+    let res = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/api/docs/nope.js")
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), 404);
+}
