@@ -82,9 +82,12 @@ impl MetricsExport {
         self.snapshots.iter().map(|(n, f)| (*n, f())).collect()
     }
 
-    /// The exposition text, with the hub's and every sampler's counters current.
-    pub fn render(&self, hub: &AlertHub) -> String {
-        sample_hub(hub);
+    /// The exposition text, with the hub's (where this process has one) and every sampler's
+    /// counters current.
+    pub fn render(&self, hub: Option<&AlertHub>) -> String {
+        if let Some(hub) = hub {
+            sample_hub(hub);
+        }
         for s in &self.samplers {
             s();
         }
@@ -156,7 +159,7 @@ fn describe() {
 #[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String), (status = 401, body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Metrics are off", body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
 pub async fn scrape(
     export: Option<actix_web::web::Data<MetricsExport>>,
-    hub: actix_web::web::Data<AlertHub>,
+    hub: Option<actix_web::web::Data<AlertHub>>,
 ) -> Result<actix_web::HttpResponse, crate::error::ApiError> {
     let Some(export) = export else {
         return Err(crate::error::ApiError::NotFound(
@@ -165,5 +168,37 @@ pub async fn scrape(
     };
     Ok(actix_web::HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(export.render(&hub)))
+        .body(export.render(hub.as_ref().map(|h| h.get_ref()))))
+}
+
+/// `/metrics` alone, for a process that serves no gateway (`soc processor` on a cluster),
+/// behind the same rule: a viewer's token.
+pub fn serve_alone(
+    listener: std::net::TcpListener,
+    db: sea_orm::DatabaseConnection,
+    export: std::sync::Arc<MetricsExport>,
+) -> std::io::Result<actix_web::dev::Server> {
+    use crate::auth::guard::{check_access, AccessTable};
+    use crate::auth::{Access, Accounts, Role};
+    use actix_web::{web, App, HttpServer};
+    let accounts = web::Data::new(Accounts::new(db));
+    let access = web::Data::new(AccessTable::new([(
+        actix_web::http::Method::GET,
+        "/metrics",
+        Access::Role(Role::Viewer),
+    )]));
+    let export = web::Data::from(export);
+    Ok(HttpServer::new(move || {
+        App::new()
+            .wrap(actix_web::middleware::from_fn(check_access))
+            .app_data(accounts.clone())
+            .app_data(access.clone())
+            .app_data(export.clone())
+            .route("/metrics", web::get().to(scrape))
+    })
+    .workers(1)
+    .shutdown_timeout(2)
+    .listen(listener)?
+    .disable_signals()
+    .run())
 }

@@ -83,6 +83,9 @@ pub struct ProcessorArgs {
     /// Consumer id for offsets and checkpoints; one per set of partitions.
     #[arg(long, default_value = "processor")]
     pub consumer_id: String,
+    /// Serve `/metrics` (a viewer's token) on this address, e.g. 127.0.0.1:9464.
+    #[arg(long)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Args)]
@@ -194,10 +197,30 @@ pub async fn run(cli: Cli) -> Result<()> {
             let mut processor = settings.processor()?;
             processor.partitions = args.partitions;
             processor.consumer_id = args.consumer_id;
-            let stats = Arc::default();
-            soc_processor::run(processor, stream, db, stats, shutdown_on_ctrl_c())
+            let stats: Arc<soc_processor::pipeline::ProcessorStats> = Arc::default();
+            let metrics = match args.metrics_listen {
+                Some(addr) => {
+                    let export = soc_gateway::metrics::MetricsExport::new()
+                        .context("the metrics recorder could not be installed")?
+                        .with_sampler(metrics::processor_sampler(stats.clone()));
+                    let listener = std::net::TcpListener::bind(addr)
+                        .with_context(|| format!("binding {addr}"))?;
+                    let server =
+                        soc_gateway::metrics::serve_alone(listener, db.clone(), Arc::new(export))?;
+                    let handle = server.handle();
+                    tokio::spawn(server);
+                    println!("processor metrics on http://{addr}/metrics");
+                    Some(handle)
+                }
+                None => None,
+            };
+            let result = soc_processor::run(processor, stream, db, stats, shutdown_on_ctrl_c())
                 .await
-                .context("processor")
+                .context("processor");
+            if let Some(h) = metrics {
+                h.stop(true).await;
+            }
+            result
         }
         Command::Gateway(args) => {
             let stream: Arc<dyn LogStream> = Arc::new(connect_fluvio(&settings).await?);

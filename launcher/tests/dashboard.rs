@@ -410,7 +410,7 @@ impl Browser {
         .await;
     }
 
-    /// Save a PNG of the page under `target/screenshots/` (kept by CI as an artefact).
+    /// Save a PNG of the page under `target/screenshots/`, to look at after a run.
     async fn screenshot(&mut self, name: &str) {
         use base64::Engine;
         let shot = self

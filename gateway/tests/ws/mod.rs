@@ -452,3 +452,48 @@ async fn a_cursor_older_than_what_the_gateway_keeps_gets_a_resync() {
     assert_eq!(next_json(&mut ws).await["alert"]["source_ip"], "192.0.2.9");
     handle.stop(true).await;
 }
+
+#[actix_web::test]
+async fn metrics_alone_need_a_viewer_token_too() {
+    let db = TestDb::sqlite().await;
+    let token = token(&db, Role::Viewer).await;
+    let export = soc_gateway::metrics::MetricsExport::new()
+        .expect("recorder")
+        .with_sampler(Box::new(|| {
+            metrics::counter!("soc_test_alone_total").absolute(7);
+        }));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = soc_gateway::metrics::serve_alone(listener, db.conn.clone(), Arc::new(export))
+        .expect("server");
+    let handle = server.handle();
+    tokio::spawn(server);
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/metrics");
+    let anonymous = client.get(&url).send().await.expect("get");
+    assert_eq!(anonymous.status(), 401);
+    let wrong = client
+        .get(&url)
+        .bearer_auth("soc_not-a-token")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(wrong.status(), 401);
+    let res = client
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.expect("text");
+    assert!(text.contains("soc_test_alone_total 7"), "{text}");
+    let other = client
+        .get(format!("http://{addr}/api/alerts"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(other.status(), 404, "nothing but /metrics");
+    handle.stop(true).await;
+}
