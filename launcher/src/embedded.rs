@@ -83,6 +83,8 @@ pub struct Pipeline {
 }
 
 pub async fn start(opts: Options) -> Result<Pipeline> {
+    // Before any stage counts anything: counts made without a recorder are lost.
+    let _ = soc_gateway::metrics::recorder();
     let config = &opts.settings;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
