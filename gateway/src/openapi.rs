@@ -28,6 +28,7 @@ use utoipa::{Modify, OpenApi};
         auth_routes::session,
         alerts::list,
         alerts::get,
+        alerts::revisions,
         workflow::update,
         workflow::history,
         workflow::add_note,

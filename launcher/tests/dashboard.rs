@@ -568,8 +568,11 @@ async fn analysts_work_alerts_in_the_dashboard_and_others_see_it_live() {
     )
     .await;
     ana.wait_for("document.getElementById('d-timeline').textContent", |v| {
-        v.as_str()
-            .is_some_and(|t| t.contains("ana set resolution") && t.contains("ticket 4411"))
+        v.as_str().is_some_and(|t| {
+            t.contains("ana set resolution")
+                && t.contains("ticket 4411")
+                && t.contains("6 events, high")
+        })
     })
     .await;
     // The other analyst's browser sees it without reloading.

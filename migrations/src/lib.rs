@@ -9,6 +9,7 @@ mod m20261202_000004_verdict_rank;
 mod m20261203_000005_accounts;
 mod m20261203_000006_alert_workflow;
 mod m20261203_000007_suppressions;
+mod m20261203_000008_alert_revisions;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000005_accounts::Migration),
             Box::new(m20261203_000006_alert_workflow::Migration),
             Box::new(m20261203_000007_suppressions::Migration),
+            Box::new(m20261203_000008_alert_revisions::Migration),
         ]
     }
 }

@@ -10,7 +10,9 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
     IntoActiveModel, QueryFilter, QuerySelect, Set, TransactionTrait,
 };
-use soc_core::db::{alert, alert_event, processor_checkpoint, rule_state, suppression};
+use soc_core::db::{
+    alert, alert_event, alert_revision, processor_checkpoint, rule_state, suppression,
+};
 use soc_core::Alert;
 use std::collections::HashMap;
 
@@ -116,7 +118,7 @@ impl Store {
         hidden: &Hidden,
     ) -> Result<()> {
         let txn = self.db.begin().await?;
-        let resolved = resolved_counts(&txn, alerts).await?;
+        let before = stored(&txn, alerts).await?;
         for chunk in alerts.chunks(CHUNK) {
             let models = chunk
                 .iter()
@@ -152,7 +154,8 @@ impl Store {
                 .exec_without_returning(&txn)
                 .await?;
         }
-        reopen(&txn, alerts, &resolved).await?;
+        reopen(&txn, alerts, &before).await?;
+        record_milestones(&txn, alerts, &before).await?;
         count_hidden(&txn, hidden).await?;
         for chunk in changes.upserts.chunks(CHUNK) {
             let models = chunk.iter().map(|(rule, key, state)| {
@@ -216,26 +219,87 @@ impl Store {
     }
 }
 
-/// Stored event counts of the batch's alerts that analysts have resolved.
-async fn resolved_counts(
-    txn: &DatabaseTransaction,
-    alerts: &[Alert],
-) -> Result<HashMap<String, i64>> {
+/// What the database holds of the batch's alerts before the batch: their event count, their
+/// severity, and whether analysts resolved them.
+#[derive(Debug)]
+struct Stored {
+    count: i64,
+    severity: String,
+    resolved: bool,
+}
+
+async fn stored(txn: &DatabaseTransaction, alerts: &[Alert]) -> Result<HashMap<String, Stored>> {
     let mut out = HashMap::new();
     let ids: Vec<String> = alerts.iter().map(|a| a.id.to_string()).collect();
     for chunk in ids.chunks(CHUNK) {
-        let rows: Vec<(String, i64)> = alert::Entity::find()
+        let rows: Vec<(String, i64, String, String)> = alert::Entity::find()
             .select_only()
             .column(alert::Column::Id)
             .column(alert::Column::Count)
+            .column(alert::Column::Severity)
+            .column(alert::Column::Status)
             .filter(alert::Column::Id.is_in(chunk.iter().cloned()))
-            .filter(alert::Column::Status.eq("resolved"))
             .into_tuple()
             .all(txn)
             .await?;
-        out.extend(rows);
+        for (id, count, severity, status) in rows {
+            out.insert(
+                id,
+                Stored {
+                    count,
+                    severity,
+                    resolved: status == "resolved",
+                },
+            );
+        }
     }
     Ok(out)
+}
+
+/// Which power of two an event count has reached.
+fn magnitude(count: i64) -> u32 {
+    64 - count.max(0).leading_zeros()
+}
+
+/// Record the batch's milestones: a new incident, an incident whose event count doubled,
+/// one whose severity changed. Bounded: about 64 rows an incident at most.
+async fn record_milestones(
+    txn: &DatabaseTransaction,
+    alerts: &[Alert],
+    before: &HashMap<String, Stored>,
+) -> Result<()> {
+    let now = Utc::now();
+    let rows: Vec<alert_revision::ActiveModel> = alerts
+        .iter()
+        .filter(|a| match before.get(&a.id.to_string()) {
+            None => true,
+            Some(s) => {
+                magnitude(a.count as i64) > magnitude(s.count) || s.severity != a.severity.as_str()
+            }
+        })
+        .map(|a| alert_revision::ActiveModel {
+            alert_id: Set(a.id.to_string()),
+            revision: Set(a.revision as i64),
+            count: Set(a.count as i64),
+            severity: Set(a.severity.as_str().to_string()),
+            last_seen: Set(a.last_seen),
+            recorded_at: Set(now),
+        })
+        .collect();
+    for chunk in rows.chunks(CHUNK) {
+        alert_revision::Entity::insert_many(chunk.iter().cloned())
+            .on_conflict(
+                OnConflict::columns([
+                    alert_revision::Column::AlertId,
+                    alert_revision::Column::Revision,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// A resolved incident that got new events is open again: back to `new`, its resolution
@@ -244,8 +308,13 @@ async fn resolved_counts(
 async fn reopen(
     txn: &DatabaseTransaction,
     alerts: &[Alert],
-    resolved: &HashMap<String, i64>,
+    before: &HashMap<String, Stored>,
 ) -> Result<()> {
+    let resolved: HashMap<&String, i64> = before
+        .iter()
+        .filter(|(_, s)| s.resolved)
+        .map(|(id, s)| (id, s.count))
+        .collect();
     if resolved.is_empty() {
         return Ok(());
     }

@@ -382,3 +382,45 @@ async fn suppressions_withhold_matching_updates_and_count_them() {
         assert!(hidden.is_empty(), "{b}");
     }
 }
+
+#[tokio::test]
+async fn an_incident_keeps_its_milestones_first_doublings_and_severity_changes() {
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+    use soc_core::db::alert_revision;
+    for db in TestDb::all().await {
+        let store = Store::new(db.conn.clone());
+        let b = db.backend;
+        let none = StateChanges::default();
+        let mut critical = alert(17);
+        critical.severity = Severity::Critical;
+        // 5 (first), 7 (same power of two: nothing), 9 (doubled past 8), 9 again (a replay:
+        // nothing), 17 critical (doubled and severity changed: one row).
+        for (offset, a) in [alert(5), alert(7), alert(9), alert(9), critical]
+            .into_iter()
+            .enumerate()
+        {
+            store
+                .commit_batch("p", 0, offset as u64 + 1, &[a], &none, &Hidden::new())
+                .await
+                .expect("commit");
+        }
+        let rows: Vec<(i64, String)> = alert_revision::Entity::find()
+            .filter(alert_revision::Column::AlertId.eq(alert(5).id.to_string()))
+            .order_by_asc(alert_revision::Column::Revision)
+            .all(&db.conn)
+            .await
+            .expect("rows")
+            .into_iter()
+            .map(|r| (r.count, r.severity))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (5, "high".to_string()),
+                (9, "high".to_string()),
+                (17, "critical".to_string())
+            ],
+            "{b}"
+        );
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod alert;
 pub mod alert_event;
+pub mod alert_revision;
 pub mod api_token;
 pub mod llm_call;
 pub mod processor_checkpoint;

@@ -364,3 +364,30 @@ pub async fn get(
         .ok_or_else(|| ApiError::NotFound(format!("no alert {id}")))?;
     Ok(HttpResponse::Ok().json(AlertView::try_from(row)?))
 }
+
+/// `GET /api/alerts/{id}/revisions`: the incident's milestones, oldest first: its first
+/// revision, each doubling of its event count, each change of severity.
+#[utoipa::path(get, path = "/api/alerts/{id}/revisions", tag = "alerts", params(("id" = String, Path, description = "The id")), responses((status = 200, description = "Milestones, oldest first", body = Vec<Object>), (status = 400, description = "Bad request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Role too low", body = crate::error::Problem, content_type = "application/problem+json"), (status = 404, description = "Not found", body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
+pub async fn revisions(
+    db: web::Data<DatabaseConnection>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    use soc_core::db::alert_revision;
+    let id = id.into_inner();
+    if uuid::Uuid::parse_str(&id).is_err() {
+        return Err(ApiError::BadRequest(format!("`{id}` is not an alert id")));
+    }
+    if alert::Entity::find_by_id(id.clone())
+        .one(db.get_ref())
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound(format!("no alert {id}")));
+    }
+    let rows = alert_revision::Entity::find()
+        .filter(alert_revision::Column::AlertId.eq(id))
+        .order_by_asc(alert_revision::Column::Revision)
+        .all(db.get_ref())
+        .await?;
+    Ok(HttpResponse::Ok().json(rows))
+}

@@ -77,6 +77,9 @@ pub fn table() -> Vec<RouteDef> {
         def(get.clone(), "/api/alerts/{id}", VIEWER, |r| {
             r.to(alerts::get)
         }),
+        def(get.clone(), "/api/alerts/{id}/revisions", VIEWER, |r| {
+            r.to(alerts::revisions)
+        }),
         def(patch.clone(), "/api/alerts/{id}", ANALYST, |r| {
             r.to(workflow::update)
         }),

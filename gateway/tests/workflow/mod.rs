@@ -227,3 +227,59 @@ async fn an_analyst_works_an_alert_to_resolution_and_the_history_says_who_did_wh
         assert_eq!(r.status(), 404, "{b}");
     }
 }
+
+#[actix_web::test]
+async fn revisions_are_served_oldest_first() {
+    use sea_orm::{EntityTrait, IntoActiveModel};
+    use soc_core::db::alert_revision;
+    let db = TestDb::sqlite().await;
+    let a = alert("10.0.0.9", 1);
+    insert(&db, std::slice::from_ref(&a)).await;
+    for (rev, sev) in [(8, "medium"), (1, "medium"), (16, "high")] {
+        alert_revision::Entity::insert(
+            alert_revision::Model {
+                alert_id: a.id.to_string(),
+                revision: rev,
+                count: rev,
+                severity: sev.into(),
+                last_seen: a.last_seen,
+                recorded_at: a.last_seen,
+            }
+            .into_active_model(),
+        )
+        .exec_without_returning(&db.conn)
+        .await
+        .expect("insert");
+    }
+    let app = test::init_service(create_app(state(&db))).await;
+    let viewer = token(&db, Role::Viewer).await;
+    let revs: Value = test::call_and_read_body_json(
+        &app,
+        test::TestRequest::get()
+            .uri(&format!("/api/alerts/{}/revisions", a.id))
+            .insert_header(bearer(&viewer))
+            .to_request(),
+    )
+    .await;
+    let got: Vec<(i64, &str)> = revs
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|r| {
+            (
+                r["revision"].as_i64().expect("rev"),
+                r["severity"].as_str().expect("sev"),
+            )
+        })
+        .collect();
+    assert_eq!(got, vec![(1, "medium"), (8, "medium"), (16, "high")]);
+    let missing = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri("/api/alerts/6b2f518e-0c4d-4a61-9d3e-571a902bc411/revisions")
+            .insert_header(bearer(&viewer))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(missing.status(), 404);
+}
