@@ -25,6 +25,19 @@ pub const RESUME_BYTES: usize = 16 << 20;
 pub struct HubMessage {
     pub seq: u64,
     pub text: Arc<str>,
+    /// For an alert: its id and revision, so a client can resume from the last one it saw.
+    pub alert: Option<(Arc<str>, u64)>,
+}
+
+/// Where a (re)connecting client resumes.
+#[derive(Debug, Clone, Copy)]
+pub enum ResumeFrom<'a> {
+    /// From now on.
+    Live,
+    /// After the message with this cursor.
+    Cursor(&'a str),
+    /// After the message that carried this revision of this alert.
+    Alert { id: &'a str, revision: u64 },
 }
 
 #[derive(Debug)]
@@ -122,28 +135,43 @@ impl AlertHub {
         self.tx.subscribe()
     }
 
-    /// Subscribe, with what was missed since `cursor` (from the last message a client saw).
-    pub fn resume(&self, cursor: Option<&str>) -> Resume {
+    /// Subscribe, with what was missed since the last message a client saw.
+    pub fn resume(&self, from: ResumeFrom<'_>) -> Resume {
         let ring = self.ring();
         let live = self.tx.subscribe();
-        let Some(cursor) = cursor else {
-            return Resume {
-                live,
-                backlog: Vec::new(),
-                resync: None,
-            };
+        let seq = match from {
+            ResumeFrom::Live => {
+                return Resume {
+                    live,
+                    backlog: Vec::new(),
+                    resync: None,
+                }
+            }
+            ResumeFrom::Cursor(cursor) => cursor
+                .split_once('-')
+                .filter(|(epoch, _)| *epoch == self.epoch)
+                .and_then(|(_, seq)| seq.parse::<u64>().ok())
+                .filter(|seq| *seq < ring.next_seq),
+            // The newest message that carried it: a replay may have sent it twice.
+            ResumeFrom::Alert { id, revision } => ring
+                .kept
+                .iter()
+                .rev()
+                .find(|m| {
+                    m.alert
+                        .as_ref()
+                        .is_some_and(|(i, r)| &**i == id && *r == revision)
+                })
+                .map(|m| m.seq),
         };
-        let seq = cursor
-            .split_once('-')
-            .filter(|(epoch, _)| *epoch == self.epoch)
-            .and_then(|(_, seq)| seq.parse::<u64>().ok())
-            .filter(|seq| *seq < ring.next_seq);
         let Some(seq) = seq else {
             self.sessions_resynced.fetch_add(1, Ordering::Relaxed);
             return Resume {
                 live,
                 backlog: Vec::new(),
-                resync: Some("the gateway restarted or the cursor is not one of its own"),
+                resync: Some(
+                    "the gateway restarted, no longer holds that message, or never sent it",
+                ),
             };
         };
         let oldest = ring.kept.front().map_or(ring.next_seq, |m| m.seq);
@@ -166,7 +194,7 @@ impl AlertHub {
 
     /// Number, keep and send one message. The JSON object gets its `cursor` first; the
     /// lock spans keep and send, so a resuming client sees each message once.
-    fn send(&self, kind: &str, rest: &str) {
+    fn send(&self, kind: &str, rest: &str, alert: Option<(Arc<str>, u64)>) {
         let mut ring = self.ring();
         let seq = ring.next_seq;
         ring.next_seq += 1;
@@ -180,6 +208,7 @@ impl AlertHub {
         ring.kept.push_back(HubMessage {
             seq,
             text: text.clone(),
+            alert: alert.clone(),
         });
         while ring.bytes > self.ring_bytes {
             match ring.kept.pop_front() {
@@ -188,7 +217,7 @@ impl AlertHub {
             }
         }
         // No receivers is fine: nobody is watching.
-        let _ = self.tx.send(HubMessage { seq, text });
+        let _ = self.tx.send(HubMessage { seq, text, alert });
     }
 
     /// Send a message (a JSON object with a `type`) to every connected client.
@@ -206,7 +235,7 @@ impl AlertHub {
         let body = serde_json::Value::Object(rest).to_string();
         // `{...}` without its braces, to follow `type` and `cursor`.
         let inner = &body[1..body.len() - 1];
-        self.send(kind, inner);
+        self.send(kind, inner, None);
     }
 
     /// Send one alert (its JSON) to every connected client.
@@ -214,8 +243,16 @@ impl AlertHub {
         let Ok(text) = std::str::from_utf8(alert_json) else {
             return;
         };
+        #[derive(serde::Deserialize)]
+        struct IdRevision {
+            id: String,
+            revision: u64,
+        }
+        let key = serde_json::from_str::<IdRevision>(text)
+            .ok()
+            .map(|k| (Arc::from(k.id), k.revision));
         self.alerts_forwarded.fetch_add(1, Ordering::Relaxed);
-        self.send("alert", &format!(r#""alert":{text}"#));
+        self.send("alert", &format!(r#""alert":{text}"#), key);
     }
 }
 

@@ -7,7 +7,7 @@
 
 use crate::auth::{Accounts, Principal};
 use crate::error::ApiError;
-use crate::hub::AlertHub;
+use crate::hub::{AlertHub, ResumeFrom};
 use crate::origin::HostPolicy;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason, Message};
@@ -28,6 +28,9 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct WsQuery {
     /// The `cursor` of the last message the client saw.
     pub resume: Option<String>,
+    /// Or the id and revision of the last alert it saw (both together).
+    pub last_id: Option<String>,
+    pub last_revision: Option<u64>,
 }
 
 enum Sent {
@@ -75,10 +78,24 @@ pub async fn alerts_ws(
         return Err(ApiError::ForeignOrigin.into());
     }
     let (response, mut session, mut incoming) = actix_ws::handle(&req, body)?;
-    if query.resume.as_ref().is_some_and(|c| c.len() > 64) {
-        return Err(ApiError::BadRequest("`resume` is not a cursor".into()).into());
+    if query.resume.as_ref().is_some_and(|c| c.len() > 64)
+        || query.last_id.as_ref().is_some_and(|c| c.len() > 64)
+    {
+        return Err(ApiError::BadRequest("`resume` or `last_id` is too long".into()).into());
     }
-    let resume = hub.resume(query.resume.as_deref());
+    let from = match (&query.resume, &query.last_id, query.last_revision) {
+        (None, None, None) => ResumeFrom::Live,
+        (Some(c), None, None) => ResumeFrom::Cursor(c),
+        (None, Some(id), Some(revision)) => ResumeFrom::Alert { id, revision },
+        _ => {
+            return Err(ApiError::BadRequest(
+                "resume with `resume=CURSOR`, or with `last_id` and `last_revision` together"
+                    .into(),
+            )
+            .into())
+        }
+    };
+    let resume = hub.resume(from);
     let mut alerts = resume.live;
     let mut first: Vec<std::sync::Arc<str>> = resume.backlog.into_iter().map(|m| m.text).collect();
     if let Some(why) = resume.resync {

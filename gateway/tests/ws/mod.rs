@@ -413,6 +413,57 @@ async fn a_client_that_reconnects_with_its_cursor_gets_exactly_what_it_missed() 
     let mut ws2 = connect(&format!("{url}?resume={newest}"), &token).await;
     assert_quiet(&mut ws2).await;
 
+    // Or by the last alert seen, as its id and revision: the same backlog.
+    let mut ws4 = connect(
+        &format!("{url}?last_id={}&last_revision=5", alert("192.0.2.2", 2).id),
+        &token,
+    )
+    .await;
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        let m = next_json(&mut ws4).await;
+        got.push(
+            m["alert"]["source_ip"]
+                .as_str()
+                .unwrap_or(m["type"].as_str().expect("type"))
+                .to_string(),
+        );
+    }
+    assert_eq!(
+        got,
+        [
+            "192.0.2.3",
+            "192.0.2.4",
+            "workflow",
+            "192.0.2.5",
+            "192.0.2.6"
+        ]
+    );
+    assert_quiet(&mut ws4).await;
+    // An alert revision it never sent, or half of the pair: resync, or refused.
+    let mut ws5 = connect(
+        &format!(
+            "{url}?last_id={}&last_revision=99",
+            alert("192.0.2.2", 2).id
+        ),
+        &token,
+    )
+    .await;
+    assert_eq!(next_json(&mut ws5).await["type"], "resync");
+    let mut half = format!("{url}?last_id=x")
+        .into_client_request()
+        .expect("request");
+    half.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    match tokio_tungstenite::connect_async(half).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            assert_eq!(res.status(), 400, "an id without its revision")
+        }
+        other => panic!("expected 400, got {:?}", other.map(|(_, r)| r.status())),
+    }
+
     // A cursor of another run of the gateway cannot be honoured: reload.
     let mut ws3 = connect(&format!("{url}?resume=0123456789ab-3"), &token).await;
     let m = next_json(&mut ws3).await;
@@ -420,7 +471,7 @@ async fn a_client_that_reconnects_with_its_cursor_gets_exactly_what_it_missed() 
     assert_eq!(
         hub.sessions_resumed
             .load(std::sync::atomic::Ordering::Relaxed),
-        2
+        3
     );
     handle.stop(true).await;
 }
