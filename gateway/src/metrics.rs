@@ -13,11 +13,15 @@ pub type Sampler = Box<dyn Fn() + Send + Sync>;
 /// A stage's counters as JSON, for `/api/stats/pipeline`.
 pub type Snapshot = Box<dyn Fn() -> serde_json::Value + Send + Sync>;
 
+/// Earlier readings of the stages' counters, for `/api/stats/pipeline`'s rates.
+pub type Readings = std::collections::VecDeque<(std::time::Instant, Vec<Option<f64>>)>;
+
 /// What `/metrics` and `/api/stats/pipeline` render.
 pub struct MetricsExport {
     handle: PrometheusHandle,
     samplers: Vec<Sampler>,
     snapshots: Vec<(&'static str, Snapshot)>,
+    pub readings: std::sync::Mutex<Readings>,
 }
 
 impl std::fmt::Debug for MetricsExport {
@@ -64,6 +68,7 @@ impl MetricsExport {
             handle,
             samplers: Vec::new(),
             snapshots: Vec::new(),
+            readings: std::sync::Mutex::new(Readings::new()),
         })
     }
 

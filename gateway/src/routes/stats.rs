@@ -211,8 +211,8 @@ pub async fn top(
 }
 
 #[utoipa::path(get, path = "/api/stats/pipeline", tag = "stats", responses((status = 200, description = "The stages' counters and when they were read", body = Object), (status = 400, description = "Bad request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = crate::error::Problem, content_type = "application/problem+json"), (status = 403, description = "Role too low", body = crate::error::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("session" = [])))]
-/// `GET /api/stats/pipeline`: the counters of the stages in this process, with the time they
-/// were read, so a client computes rates from two readings.
+/// `GET /api/stats/pipeline`: the counters of the stages in this process, the time they were
+/// read, and per-second rates over the readings of the last minute.
 pub async fn pipeline(
     hub: web::Data<AlertHub>,
     export: Option<web::Data<MetricsExport>>,
@@ -226,10 +226,62 @@ pub async fn pipeline(
             "alerts_forwarded": load(&hub.alerts_forwarded),
         },
     });
-    if let Some(export) = export {
+    if let Some(export) = &export {
         for (name, snapshot) in export.snapshots() {
             body[name] = snapshot;
         }
+        body["rates"] = rates(&export.readings, hub.clock.now(), &body);
     }
     HttpResponse::Ok().json(body)
+}
+
+/// The counters rates are computed for: name, where in the reading.
+const RATED: [(&str, &str); 5] = [
+    ("events_per_sec", "/stages/processor/records"),
+    ("alert_updates_per_sec", "/stages/processor/alert_updates"),
+    ("parse_failures_per_sec", "/stages/processor/parse_failures"),
+    ("triage_calls_per_sec", "/stages/triage/calls"),
+    ("alerts_forwarded_per_sec", "/gateway/alerts_forwarded"),
+];
+/// How far back the rates look.
+const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Per-second rates from the oldest reading of the last minute to this one; null until two
+/// readings at least a second apart exist. Readings are taken when this endpoint is called
+/// (the dashboard calls it every 5 s), on the hub's clock.
+fn rates(
+    readings: &std::sync::Mutex<crate::metrics::Readings>,
+    now: std::time::Instant,
+    reading: &serde_json::Value,
+) -> serde_json::Value {
+    let values: Vec<Option<f64>> = RATED
+        .iter()
+        .map(|(_, path)| reading.pointer(path).and_then(serde_json::Value::as_f64))
+        .collect();
+    let mut readings = readings.lock().unwrap_or_else(|e| e.into_inner());
+    while readings.len() > 1
+        && readings
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > RATE_WINDOW)
+    {
+        readings.pop_front();
+    }
+    let mut out = serde_json::Map::new();
+    let base = readings.front().cloned();
+    let secs = base
+        .as_ref()
+        .map(|(t, _)| now.saturating_duration_since(*t).as_secs_f64())
+        .unwrap_or(0.0);
+    for (i, (name, _)) in RATED.iter().enumerate() {
+        let rate = match (&base, values[i]) {
+            (Some((_, old)), Some(v)) if secs >= 1.0 => {
+                old[i].map(|o| ((v - o).max(0.0) / secs * 100.0).round() / 100.0)
+            }
+            _ => None,
+        };
+        out.insert((*name).into(), json!(rate));
+    }
+    out.insert("window_secs".into(), json!(secs.round()));
+    readings.push_back((now, values));
+    serde_json::Value::Object(out)
 }

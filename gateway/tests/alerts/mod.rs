@@ -502,3 +502,50 @@ async fn the_openapi_document_describes_every_route_and_swagger_ui_serves_it() {
     .await;
     assert_eq!(res.status(), 404);
 }
+
+#[actix_web::test]
+async fn pipeline_rates_come_from_readings_on_the_hubs_clock() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let db = TestDb::sqlite().await;
+    let t = token(&db, Role::Viewer).await;
+    let records = Arc::new(AtomicU64::new(1_000));
+    let seen = records.clone();
+    let export = soc_gateway::metrics::MetricsExport::new()
+        .expect("recorder")
+        .with_snapshot(
+            "stages",
+            Box::new(
+                move || serde_json::json!({"processor": {"records": seen.load(Ordering::Relaxed)}}),
+            ),
+        );
+    let clock = soc_core::clock::Clock::fast(100);
+    let mut st = state(&db);
+    st.hub = Arc::new(soc_gateway::AlertHub::default().with_clock(clock));
+    st.metrics = Some(Arc::new(export));
+    let app = test::init_service(create_app(st)).await;
+    let read = || {
+        test::TestRequest::get()
+            .uri("/api/stats/pipeline")
+            .insert_header(bearer(&t))
+            .to_request()
+    };
+    let first: Value = test::call_and_read_body_json(&app, read()).await;
+    assert_eq!(
+        first["rates"]["events_per_sec"],
+        Value::Null,
+        "one reading is no rate"
+    );
+    // Ten seconds of the clock's time, 5,000 more records: 500 a second.
+    records.fetch_add(5_000, Ordering::Relaxed);
+    clock.sleep(std::time::Duration::from_secs(10)).await;
+    let second: Value = test::call_and_read_body_json(&app, read()).await;
+    let rate = second["rates"]["events_per_sec"].as_f64().expect("rate");
+    // At most 500: the real time between the readings only adds to the clock's ten seconds.
+    assert!((250.0..=500.5).contains(&rate), "{rate}: {second}");
+    assert_eq!(
+        second["rates"]["triage_calls_per_sec"],
+        Value::Null,
+        "no such counter"
+    );
+}
