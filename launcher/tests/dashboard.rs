@@ -591,6 +591,16 @@ async fn analysts_work_alerts_in_the_dashboard_and_others_see_it_live() {
         .await;
     assert!(row.as_str().expect("rows").contains("35.188.49.176"));
     assert_eq!(admin.eval("window.__noReload").await, 7);
+    let charts = admin
+        .eval("['chart-alerts','chart-events','chart-latency','chart-cost'].map(id => document.getElementById(id).tagName).join()")
+        .await;
+    assert_eq!(charts, "svg,svg,svg,svg", "the overview's charts");
+    admin
+        .wait_for(
+            "document.getElementById('chart-triage-caption').textContent",
+            |v| v.as_str().is_some_and(|t| t.contains("cost $0.0000")),
+        )
+        .await;
     admin.screenshot("second-browser-live").await;
 
     // A user name that is markup stays text, in the list and in the detail.
