@@ -99,6 +99,13 @@ pub struct AlertPage {
     pub next_cursor: Option<String>,
 }
 
+/// An alert id from a request, in the form ids are stored in.
+pub(crate) fn alert_id(id: &str) -> Result<String, ApiError> {
+    uuid::Uuid::parse_str(id)
+        .map(|u| u.to_string())
+        .map_err(|_| ApiError::BadRequest(format!("`{id}` is not an alert id")))
+}
+
 /// The longest free-text query and filter value.
 const MAX_TEXT: usize = 200;
 
@@ -354,10 +361,7 @@ pub async fn get(
     db: web::Data<DatabaseConnection>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    if uuid::Uuid::parse_str(&id).is_err() {
-        return Err(ApiError::BadRequest(format!("`{id}` is not an alert id")));
-    }
+    let id = alert_id(&id)?;
     let row = alert::Entity::find_by_id(id.clone())
         .one(db.get_ref())
         .await?
@@ -373,10 +377,7 @@ pub async fn revisions(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     use soc_core::db::alert_revision;
-    let id = id.into_inner();
-    if uuid::Uuid::parse_str(&id).is_err() {
-        return Err(ApiError::BadRequest(format!("`{id}` is not an alert id")));
-    }
+    let id = alert_id(&id)?;
     if alert::Entity::find_by_id(id.clone())
         .one(db.get_ref())
         .await?

@@ -134,11 +134,7 @@ pub async fn create(
     let alert_id = b
         .alert_id
         .as_deref()
-        .map(|id| {
-            uuid::Uuid::parse_str(id)
-                .map(|u| u.to_string())
-                .map_err(|_| ApiError::BadRequest(format!("`{id}` is not an alert id")))
-        })
+        .map(crate::routes::alerts::alert_id)
         .transpose()?;
     let row = suppression::Model {
         id: uuid::Uuid::new_v4().to_string(),

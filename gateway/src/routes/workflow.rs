@@ -5,7 +5,7 @@
 use crate::auth::{Principal, Role};
 use crate::error::ApiError;
 use crate::hub::AlertHub;
-use crate::routes::alerts::Workflow;
+use crate::routes::alerts::{alert_id, Workflow};
 use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use sea_orm::{
@@ -95,12 +95,6 @@ pub(crate) fn check_text(what: &str, text: &str) -> Result<String, ApiError> {
         )));
     }
     Ok(t.to_string())
-}
-
-fn alert_id(id: &str) -> Result<String, ApiError> {
-    uuid::Uuid::parse_str(id)
-        .map(|u| u.to_string())
-        .map_err(|_| ApiError::BadRequest(format!("`{id}` is not an alert id")))
 }
 
 pub(crate) fn event(
