@@ -9,20 +9,12 @@ mod support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_running_gateway_keeps_to_its_openapi_document() {
     let st = std::env::var("SOC_SCHEMATHESIS").unwrap_or_else(|_| "schemathesis".into());
     let dir = tempfile::tempdir().expect("tempdir");
-    let (stop, shutdown) = watch::channel(false);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let mut opts = soc::embedded::Options::local(dir.path(), listener, shutdown);
-    opts.triage = Some(soc_processor::triage::TriageSettings {
-        enabled: false,
-        ..Default::default()
-    });
-    let pipeline = soc::embedded::start(opts).await.expect("pipeline");
+    let (pipeline, stop) = support::start_without_model(dir.path(), None).await;
     // Alerts to read, so the operations that take an id meet real ones too.
     let log = std::path::PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -4,6 +4,8 @@
 //! Chromium comes from `SOC_CHROMIUM` or /usr/bin/chromium (Debian: `apt-get install chromium`).
 //! It is driven over the DevTools protocol with the WebSocket client the tests already use.
 
+mod support;
+
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use soc::embedded;
@@ -12,7 +14,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -154,26 +155,12 @@ const ADMIN_PASSWORD: &str = "dashboard test passphrase";
 
 const ROWS: &str = "JSON.stringify([...document.querySelectorAll('#alerts tr')].map(r => [...r.children].map(c => c.textContent)))";
 
-/// The embedded pipeline with triage off and a known admin password; send `true` to stop.
-async fn start_pipeline() -> (tempfile::TempDir, embedded::Pipeline, watch::Sender<bool>) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (stop, shutdown) = watch::channel(false);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let mut opts = embedded::Options::local(dir.path(), listener, shutdown);
-    opts.triage = Some(soc_processor::triage::TriageSettings {
-        enabled: false,
-        ..Default::default()
-    });
-    opts.settings.auth.admin_password = Some(ADMIN_PASSWORD.into());
-    let pipeline = embedded::start(opts).await.expect("pipeline");
-    (dir, pipeline, stop)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_alerts_live_without_reload() {
     // No model: alerts carry the deterministic verdict (the merge with later model verdicts
     // is exercised below through the page's own update function).
-    let (_dir, pipeline, stop) = start_pipeline().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pipeline, stop) = support::start_without_model(dir.path(), Some(ADMIN_PASSWORD)).await;
 
     let mut browser = Browser::launch().await;
     browser.open(&format!("http://{}/", pipeline.addr)).await;
@@ -470,7 +457,8 @@ async fn hostile_alert(pipeline: &embedded::Pipeline) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn analysts_work_alerts_in_the_dashboard_and_others_see_it_live() {
-    let (_dir, pipeline, stop) = start_pipeline().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pipeline, stop) = support::start_without_model(dir.path(), Some(ADMIN_PASSWORD)).await;
     let accounts = soc_gateway::auth::Accounts::new(pipeline.db.clone());
     for (name, pw, role) in [
         ("ana", ANALYST_PASSWORD, soc_gateway::auth::Role::Analyst),

@@ -129,19 +129,6 @@ async fn brute_force_alerts(base: &str, token: &str) -> usize {
     page["alerts"].as_array().map_or(0, Vec::len)
 }
 
-/// The embedded pipeline on `dir`, triage off; send `true` to stop it.
-async fn start_without_model(dir: &std::path::Path) -> (embedded::Pipeline, watch::Sender<bool>) {
-    let (stop, shutdown) = watch::channel(false);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let mut opts = embedded::Options::local(dir, listener, shutdown);
-    opts.triage = Some(soc_processor::triage::TriageSettings {
-        enabled: false,
-        ..Default::default()
-    });
-    let pipeline = embedded::start(opts).await.expect("pipeline starts");
-    (pipeline, stop)
-}
-
 /// Cut a file to nothing, as a lost disk or a bad restore leaves it.
 fn truncate(path: &std::path::Path) {
     std::fs::File::options()
@@ -153,7 +140,7 @@ fn truncate(path: &std::path::Path) {
 
 /// Start the pipeline on `dir`, replay `log` if given, wait for `want` brute-force alerts.
 async fn run_until(dir: &std::path::Path, log: Option<&std::path::Path>, want: usize) -> u64 {
-    let (pipeline, stop) = start_without_model(dir).await;
+    let (pipeline, stop) = support::start_without_model(dir, None).await;
     let base = format!("http://{}", pipeline.addr);
     let token = support::token(&pipeline).await;
     if let Some(log) = log {
@@ -234,7 +221,7 @@ async fn huge_lines_are_set_aside_and_detection_goes_on() {
             .expect("write");
     }
 
-    let (pipeline, stop) = start_without_model(dir.path()).await;
+    let (pipeline, stop) = support::start_without_model(dir.path(), None).await;
     let base = format!("http://{}", pipeline.addr);
     let token = support::token(&pipeline).await;
     let report = soc_connectors::replay::replay(
@@ -285,7 +272,7 @@ async fn a_suppression_withholds_one_source_and_counts_what_it_hid() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("three.log");
     brute_forces(&log, 3, 3);
-    let (pipeline, stop) = start_without_model(dir.path()).await;
+    let (pipeline, stop) = support::start_without_model(dir.path(), None).await;
     let base = format!("http://{}", pipeline.addr);
     let token = support::token(&pipeline).await;
     let until = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();

@@ -103,3 +103,23 @@ pub fn get_signed_in(port: u16, url: &str) -> Option<serde_json::Value> {
     }
     res.error_for_status().ok()?.json().ok()
 }
+
+/// The embedded pipeline on `dir` with triage off, and the first admin's password when given;
+/// send `true` to stop it.
+pub async fn start_without_model(
+    dir: &std::path::Path,
+    admin_password: Option<&str>,
+) -> (soc::embedded::Pipeline, tokio::sync::watch::Sender<bool>) {
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut opts = soc::embedded::Options::local(dir, listener, shutdown);
+    opts.triage = Some(soc_processor::triage::TriageSettings {
+        enabled: false,
+        ..Default::default()
+    });
+    if let Some(p) = admin_password {
+        opts.settings.auth.admin_password = Some(p.into());
+    }
+    let pipeline = soc::embedded::start(opts).await.expect("pipeline starts");
+    (pipeline, stop)
+}
