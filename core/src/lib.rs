@@ -9,8 +9,12 @@ pub mod triage;
 pub mod assets;
 #[cfg(feature = "clock")]
 pub mod clock;
+#[cfg(feature = "command")]
+pub mod command;
 #[cfg(feature = "db")]
 pub mod db;
+#[cfg(feature = "response")]
+pub mod response;
 #[cfg(feature = "stream")]
 pub mod stream;
 

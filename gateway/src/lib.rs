@@ -7,6 +7,7 @@ pub mod hub;
 pub mod metrics;
 pub mod openapi;
 pub mod origin;
+pub mod response;
 pub mod routes;
 pub mod stages;
 pub mod tls;
@@ -60,6 +61,8 @@ pub struct GatewayState {
     pub rules: Arc<routes::rules::RuleCatalog>,
     /// What `/metrics` serves; `None` answers 404.
     pub metrics: Option<Arc<metrics::MetricsExport>>,
+    /// Response actions, agents and their commands.
+    pub response: Arc<response::ResponseService>,
 }
 
 /// The application, used by `run` and by in-process tests.
@@ -89,6 +92,7 @@ pub fn create_app(
         .app_data(web::Data::from(state.stages))
         .app_data(web::Data::from(state.auth))
         .app_data(web::Data::from(state.rules))
+        .app_data(web::Data::from(state.response))
         .app_data(web::QueryConfig::default().error_handler(|e, _| error::bad_request(e)))
         .app_data(web::PathConfig::default().error_handler(|e, _| error::bad_request(e)))
         .app_data(

@@ -3,7 +3,8 @@
 //! route table to the same set of routes.
 
 use crate::routes::{
-    alerts, auth as auth_routes, health, rules, stats, suppressions, tokens, users, workflow,
+    actions, agents, alerts, auth as auth_routes, health, rules, stats, suppressions, tokens,
+    users, workflow,
 };
 use actix_web::{web, HttpResponse, ResponseError};
 use std::sync::{Arc, OnceLock};
@@ -14,7 +15,8 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "soc gateway API",
-        description = "Alerts, their workflow, suppressions, aggregates, users and tokens. \
+        description = "Alerts, their workflow, suppressions, aggregates, response actions and \
+            agents, users and tokens. \
             Every route but sign-in and health needs a bearer token (`soc user token`) or the \
             dashboard's session cookie; state-changing requests with the cookie also need \
             `X-CSRF-Token`. Errors are `application/problem+json`."
@@ -46,6 +48,19 @@ use utoipa::{Modify, OpenApi};
         users::list,
         users::create,
         users::update,
+        actions::list,
+        actions::get,
+        actions::create,
+        actions::approve,
+        actions::reject,
+        actions::revert,
+        actions::switch_get,
+        actions::switch_set,
+        actions::audit_verify,
+        agents::create_enrollment,
+        agents::enroll,
+        agents::list,
+        agents::revoke,
     ),
     modifiers(&Credentials)
 )]

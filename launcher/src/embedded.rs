@@ -203,6 +203,24 @@ pub async fn start(opts: Options) -> Result<Pipeline> {
             ),
         );
     }
+    let response = Arc::new(
+        config
+            .response_service(db.clone(), hub.clone())?
+            .with_clock(opts.clock),
+    );
+    {
+        let (response, shutdown) = (response.clone(), opts.shutdown.clone());
+        spawn_stage(
+            &mut tasks,
+            &stages,
+            &opts.shutdown,
+            "response",
+            async move {
+                soc_gateway::response::dispatch::run(response, shutdown).await;
+                Ok(())
+            },
+        );
+    }
     let addr = opts.listener.local_addr()?;
     let tls_on = tls.is_some();
     let server = soc_gateway::run(
@@ -219,6 +237,7 @@ pub async fn start(opts: Options) -> Result<Pipeline> {
                         .with_snapshot("stages", crate::metrics::processor_snapshot(stats.clone())),
                 )
             }),
+            response,
         },
         opts.listener,
         tls,

@@ -10,6 +10,7 @@
 
 pub mod demo;
 pub mod embedded;
+pub mod keys;
 pub mod metrics;
 pub mod settings;
 pub mod users;
@@ -52,6 +53,9 @@ pub enum Command {
     /// Manage the users who sign in to the dashboard, and their API tokens.
     #[command(subcommand)]
     User(users::UserCmd),
+    /// The audit log of response actions.
+    #[command(subcommand)]
+    Audit(AuditCmd),
     /// Print the effective configuration (defaults, file, environment, flags), secrets
     /// redacted.
     Config(ConfigCmd),
@@ -233,6 +237,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             users::ensure_first_admin(&settings, &db).await?;
             let tls = settings.tls_config()?;
             let scheme = if tls.is_some() { "https" } else { "http" };
+            let response = Arc::new(settings.response_service(db.clone(), hub.clone())?);
+            let dispatcher = tokio::spawn(soc_gateway::response::dispatch::run(
+                response.clone(),
+                shutdown.clone(),
+            ));
             let server = soc_gateway::run(
                 soc_gateway::GatewayState {
                     db,
@@ -242,6 +251,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     auth: Arc::new(settings.auth_state()),
                     rules: Arc::new(settings.rule_catalog_or_empty()),
                     metrics: soc_gateway::metrics::MetricsExport::new().map(Arc::new),
+                    response,
                 },
                 listener,
                 tls,
@@ -262,6 +272,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 )
                 .await;
             handle.stop(true).await;
+            dispatcher.abort();
             follow.context("following alerts")
         }
         Command::Replay(args) => {
@@ -286,7 +297,23 @@ pub async fn run(cli: Cli) -> Result<()> {
             users::run(cmd, &db).await
         }
         Command::CheckRules { dir } => check_rules(&dir),
+        Command::Audit(AuditCmd::Verify) => {
+            let db = connect_db(&settings.database_url()).await?;
+            match soc_core::response::audit::verify(&db).await {
+                Ok(n) => {
+                    println!("audit log intact: {n} entries");
+                    Ok(())
+                }
+                Err(e) => Err(anyhow::anyhow!("audit log tampered with: {e}")),
+            }
+        }
     }
+}
+
+#[derive(Subcommand)]
+pub enum AuditCmd {
+    /// Check that no entry was edited, removed or reordered; exits non-zero if one was.
+    Verify,
 }
 
 pub async fn up(settings: Settings, args: UpArgs) -> Result<()> {

@@ -55,6 +55,34 @@ pub struct Settings {
     pub rules: RuleSettings,
     pub ingest: IngestSettings,
     pub triage: TriageSettings,
+    pub response: ResponseSettings,
+}
+
+/// The response loop at the gateway (the policy itself is `[assets] response_policy`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResponseSettings {
+    /// The Ed25519 key commands are signed with (created on first start, mode 0600);
+    /// `None`: `response-signing.key` in `data_dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<PathBuf>,
+    /// How long a signed command is valid, in seconds (agents refuse more than 900).
+    pub command_validity_secs: u32,
+    /// How long a dispatched action waits for its agent to connect, in seconds.
+    pub delivery_deadline_secs: u32,
+    /// How long an enrollment token stays usable, in hours.
+    pub enrollment_hours: u32,
+}
+
+impl Default for ResponseSettings {
+    fn default() -> Self {
+        ResponseSettings {
+            signing_key: None,
+            command_validity_secs: 600,
+            delivery_deadline_secs: 3600,
+            enrollment_hours: 24,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -71,6 +99,7 @@ impl Default for Settings {
             rules: RuleSettings::default(),
             ingest: IngestSettings::default(),
             triage: TriageSettings::default(),
+            response: ResponseSettings::default(),
         }
     }
 }
@@ -422,14 +451,58 @@ impl Settings {
         })
     }
 
-    pub fn processor(&self) -> Result<soc_processor::ProcessorSettings> {
-        let mut triage = self.triage.clone();
-        if let Some(path) = &self.assets.response_policy {
-            triage.response = std::sync::Arc::new(
+    /// The response policy: the configured file, or the shipped one.
+    pub fn response_policy(
+        &self,
+    ) -> Result<std::sync::Arc<soc_processor::response::ResponsePolicy>> {
+        Ok(match &self.assets.response_policy {
+            Some(path) => std::sync::Arc::new(
                 soc_processor::response::ResponsePolicy::load(path)
                     .context("loading the response policy")?,
+            ),
+            None => self.triage.response.clone(),
+        })
+    }
+
+    /// The gateway's side of response: the policy's limits and protected lists, the
+    /// signing key (created when missing), the timing.
+    pub fn response_service(
+        &self,
+        db: sea_orm::DatabaseConnection,
+        hub: std::sync::Arc<soc_gateway::AlertHub>,
+    ) -> Result<soc_gateway::response::ResponseService> {
+        let policy = self.response_policy()?;
+        let key_path = self
+            .response
+            .signing_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("response-signing.key"));
+        let signer = crate::keys::load_or_create(&key_path)?;
+        let r = &self.response;
+        if r.command_validity_secs == 0 || r.command_validity_secs > 900 {
+            anyhow::bail!(
+                "[response] command_validity_secs must be 1 to 900 (agents refuse longer)"
             );
         }
+        let config = soc_gateway::response::ResponseConfig {
+            enabled: policy.enabled,
+            limits: policy.limits.clone(),
+            protected_networks: policy.protected_networks().to_vec(),
+            protected_users: policy.protected_users().to_vec(),
+            command_validity: chrono::Duration::seconds(i64::from(r.command_validity_secs)),
+            delivery_deadline: chrono::Duration::seconds(i64::from(
+                r.delivery_deadline_secs.max(1),
+            )),
+            enrollment_ttl: chrono::Duration::hours(i64::from(r.enrollment_hours.clamp(1, 168))),
+        };
+        Ok(soc_gateway::response::ResponseService::new(
+            db, hub, config, signer,
+        ))
+    }
+
+    pub fn processor(&self) -> Result<soc_processor::ProcessorSettings> {
+        let mut triage = self.triage.clone();
+        triage.response = self.response_policy()?;
         Ok(soc_processor::ProcessorSettings {
             chain: soc_core::stream::config::chain_from(&self.assets.deployment()?)?,
             rules: self.assets.rules()?,

@@ -10,6 +10,8 @@ mod m20261203_000005_accounts;
 mod m20261203_000006_alert_workflow;
 mod m20261203_000007_suppressions;
 mod m20261203_000008_alert_revisions;
+mod m20261203_000009_response;
+mod m20261203_000010_agents;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -27,6 +29,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000006_alert_workflow::Migration),
             Box::new(m20261203_000007_suppressions::Migration),
             Box::new(m20261203_000008_alert_revisions::Migration),
+            Box::new(m20261203_000009_response::Migration),
+            Box::new(m20261203_000010_agents::Migration),
         ]
     }
 }

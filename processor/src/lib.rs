@@ -2,6 +2,7 @@
 //! runs the rules, writes alerts to the database and the `alerts` topic, and has incidents
 //! triaged by an LLM off the hot path.
 
+pub mod actions;
 pub mod error;
 pub mod fields;
 pub mod ioc;

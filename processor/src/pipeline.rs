@@ -95,6 +95,7 @@ pub async fn run(
             stream.clone(),
             settings.alerts_topic.clone(),
             settings.clock,
+            settings.triage.response.clone(),
         ));
     }
     let mut tasks = tokio::task::JoinSet::new();
@@ -263,6 +264,7 @@ async fn run_partition(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let consumer_id = settings.consumer_id.as_str();
+    let mut proposer = crate::actions::Proposer::new(settings.triage.response.clone());
     for (rule, key, state) in store.rule_state(consumer_id, partition).await? {
         detector.restore(&rule, &key, &state);
     }
@@ -368,6 +370,7 @@ async fn run_partition(
             continue;
         }
         let changes = detector.take_changes();
+        let proposals = proposer.collect(&alerts);
         let t_rules = Instant::now();
         let mut delays = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(200))
@@ -375,17 +378,22 @@ async fn run_partition(
             .build();
         loop {
             match store
-                .commit_batch(
+                .commit_batch_proposing(
                     consumer_id,
                     partition,
                     next_offset,
                     &alerts,
                     &changes,
                     &hidden,
+                    &proposals,
+                    proposer.policy().max_auto_per_minute,
                 )
                 .await
             {
-                Ok(()) => break,
+                Ok(()) => {
+                    proposer.recorded(&proposals);
+                    break;
+                }
                 Err(Error::Database(e)) => match delays.next() {
                     Some(delay) => {
                         warn!(partition, error = %e, delay_ms = delay.as_millis() as u64, "checkpoint commit failed; retrying");

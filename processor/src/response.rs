@@ -1,13 +1,15 @@
-//! The response policy: when an action may be proposed for an incident, and what it may
-//! never touch. Data, not code: `processor/policy/response.yaml` is shipped, and a file
-//! given by configuration replaces it.
+//! The response policy: when an action may be proposed for an incident, what may be
+//! approved without a person, the limits every action is held to, and what it may never
+//! touch. Data, not code: `processor/policy/response.yaml` is shipped, and a file given by
+//! configuration replaces it.
 
 use crate::net::{in_network, parse_cidr, parse_ip, CidrError};
 use crate::rules::detection::{Detection, DetectionError};
 use ipnet::IpNet;
 use serde::Deserialize;
 use serde_json::Value;
-use soc_core::{ActionKind, Alert};
+use soc_core::command::{Action, IpTarget};
+use soc_core::{ActionKind, Alert, Severity};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -39,6 +41,8 @@ pub enum PolicyError {
         network: String,
         source: CidrError,
     },
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,8 +50,48 @@ pub enum PolicyError {
 struct PolicyFile {
     propose: BTreeMap<ActionKind, ProposeFile>,
     #[serde(default)]
+    approve: ApproveFile,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
     protected: ProtectedFile,
 }
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveFile {
+    #[serde(default)]
+    automatically: BTreeMap<ActionKind, AutoFile>,
+    #[serde(default = "default_per_minute")]
+    max_per_minute: u32,
+}
+
+impl Default for ApproveFile {
+    fn default() -> Self {
+        ApproveFile {
+            automatically: BTreeMap::new(),
+            max_per_minute: default_per_minute(),
+        }
+    }
+}
+
+fn default_per_minute() -> u32 {
+    30
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AutoFile {
+    min_severity: Severity,
+}
+
+pub use soc_core::response::Limits;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,9 +123,20 @@ struct Proposal {
 #[derive(Debug, Clone)]
 pub struct ResponsePolicy {
     propose: BTreeMap<ActionKind, Proposal>,
+    /// Kinds approved without a person, from this severity on.
+    automatically: BTreeMap<ActionKind, Severity>,
+    /// Most automatic approvals in any minute.
+    pub max_auto_per_minute: u32,
+    pub limits: Limits,
+    /// Off: nothing is approved automatically and nothing is dispatched.
+    pub enabled: bool,
     protected_networks: Vec<IpNet>,
     protected_users: Vec<String>,
 }
+
+/// Only these undo themselves (the kernel lifts a block when its TTL ends), so only these
+/// may be approved without a person.
+const SELF_REVERTING: [ActionKind; 1] = [ActionKind::BlockIp];
 
 impl Default for ResponsePolicy {
     /// The shipped policy (a test holds it valid).
@@ -137,11 +192,103 @@ impl ResponsePolicy {
                 })
             })
             .collect::<Result<_, _>>()?;
+        let invalid = |message: String| PolicyError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut automatically = BTreeMap::new();
+        for (kind, a) in f.approve.automatically {
+            if !SELF_REVERTING.contains(&kind) {
+                return Err(invalid(format!(
+                    "approve.automatically: `{}` cannot be approved automatically; only \
+                     actions that lift themselves can (block_ip)",
+                    kind.as_str()
+                )));
+            }
+            automatically.insert(kind, a.min_severity);
+        }
+        let l = &f.limits;
+        if l.block_ttl_secs == 0 || l.block_ttl_secs > l.max_block_ttl_secs {
+            return Err(invalid(format!(
+                "limits: block_ttl_secs must be 1 to max_block_ttl_secs ({})",
+                l.max_block_ttl_secs
+            )));
+        }
+        if l.widest_prefix_v4 > 32 || l.widest_prefix_v6 > 128 {
+            return Err(invalid(
+                "limits: a prefix is at most /32 (IPv4) or /128 (IPv6)".into(),
+            ));
+        }
         Ok(ResponsePolicy {
             propose,
+            automatically,
+            max_auto_per_minute: f.approve.max_per_minute,
+            limits: f.limits,
+            enabled: f.enabled,
             protected_networks,
             protected_users: f.protected.users,
         })
+    }
+
+    /// Networks no action may touch.
+    pub fn protected_networks(&self) -> &[IpNet] {
+        &self.protected_networks
+    }
+
+    /// Users no action may touch.
+    pub fn protected_users(&self) -> &[String] {
+        &self.protected_users
+    }
+
+    /// Whether the policy approves `kind` by itself for an alert of `severity` (the caller
+    /// still applies the switch and the per-minute cap).
+    pub fn auto_approves(&self, kind: ActionKind, severity: Severity) -> bool {
+        self.enabled
+            && self
+                .automatically
+                .get(&kind)
+                .is_some_and(|min| severity >= *min)
+    }
+
+    /// The command an agent gets for a proposed action: typed parameters from the target
+    /// and the incident's events. `None` for kinds no agent executes (`notify`).
+    pub fn command(&self, kind: ActionKind, target: &str, alert: &Alert) -> Option<Action> {
+        match kind {
+            ActionKind::BlockIp => Some(Action::BlockIp {
+                targets: vec![target.parse::<IpTarget>().ok()?],
+                ttl_secs: self.limits.block_ttl_secs,
+            }),
+            ActionKind::LockUser => Some(Action::LockUser {
+                user: target.to_string(),
+            }),
+            ActionKind::IsolateHost => Some(Action::IsolateHost),
+            ActionKind::KillProcess => {
+                let pid: u32 = target.parse().ok()?;
+                // The earliest time the process was seen: a process that got the PID
+                // later started after this one ended, so it fails the agent's check.
+                let seen = alert
+                    .evidence
+                    .iter()
+                    .filter(|e| {
+                        e.pointer("/process/pid").is_some_and(|v| {
+                            v.as_u64() == Some(u64::from(pid)) || v.as_str() == Some(target)
+                        })
+                    })
+                    .filter_map(|e| {
+                        e.get("@timestamp")?
+                            .as_str()?
+                            .parse::<chrono::DateTime<chrono::Utc>>()
+                            .ok()
+                    })
+                    .min()
+                    .unwrap_or(alert.first_seen);
+                Some(Action::KillProcess {
+                    pid,
+                    started_not_after: seen,
+                })
+            }
+            ActionKind::Notify => None,
+        }
     }
 
     /// The target of `kind` for `alert` and the field it was read from, when the policy
@@ -372,6 +519,69 @@ mod tests {
         );
         let init = json!({"event": {"category": ["process"]}, "process": {"pid": 1}});
         assert_eq!(p.target(ActionKind::KillProcess, &alert(vec![init])), None);
+    }
+
+    #[test]
+    fn only_self_lifting_actions_are_approved_automatically() {
+        let p = ResponsePolicy::parse(
+            "propose: {block_ip: {}}\napprove:\n  automatically:\n    block_ip: {min_severity: high}\n",
+            Path::new("mine.yaml"),
+        )
+        .unwrap();
+        assert!(p.auto_approves(ActionKind::BlockIp, Severity::Critical));
+        assert!(!p.auto_approves(ActionKind::BlockIp, Severity::Medium));
+        assert!(!p.auto_approves(ActionKind::LockUser, Severity::Critical));
+        assert!(!ResponsePolicy::default().auto_approves(ActionKind::BlockIp, Severity::Critical));
+        let err = ResponsePolicy::parse(
+            "propose: {}\napprove:\n  automatically:\n    lock_user: {min_severity: low}\n",
+            Path::new("mine.yaml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("lock_user") && err.contains("cannot be approved"),
+            "{err}"
+        );
+        let off = ResponsePolicy::parse(
+            "enabled: false\npropose: {}\napprove: {automatically: {block_ip: {min_severity: low}}}\n",
+            Path::new("mine.yaml"),
+        )
+        .unwrap();
+        assert!(!off.auto_approves(ActionKind::BlockIp, Severity::Critical));
+        assert!(ResponsePolicy::parse(
+            "propose: {}\nlimits: {block_ttl_secs: 0}\n",
+            Path::new("mine.yaml")
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn commands_take_typed_parameters_from_the_incident() {
+        let p = ResponsePolicy::default();
+        let mut exec = json!({"@timestamp": "2026-12-01T10:00:05Z", "event": {"category": ["process"]},
+                              "process": {"pid": 4711}});
+        let a = alert(vec![failed("bob"), exec.clone()]);
+        assert_eq!(
+            p.command(ActionKind::BlockIp, "203.0.113.9", &a),
+            Some(Action::BlockIp {
+                targets: vec!["203.0.113.9".parse().unwrap()],
+                ttl_secs: 3600
+            })
+        );
+        exec["@timestamp"] = json!("2026-12-01T10:00:01Z");
+        let a = alert(vec![exec.clone(), failed("bob")]);
+        match p.command(ActionKind::KillProcess, "4711", &a) {
+            Some(Action::KillProcess {
+                pid,
+                started_not_after,
+            }) => {
+                assert_eq!(pid, 4711);
+                assert_eq!(started_not_after.to_rfc3339(), "2026-12-01T10:00:01+00:00");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(p.command(ActionKind::Notify, "", &a), None);
+        assert_eq!(p.command(ActionKind::BlockIp, "not an ip", &a), None);
     }
 
     #[test]

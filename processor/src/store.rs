@@ -106,8 +106,7 @@ impl Store {
             .collect()
     }
 
-    /// One transaction: upsert alerts, reopen resolved incidents that have new events, count
-    /// what suppressions withheld, apply rule-state changes, move the checkpoint.
+    /// [`Store::commit_batch_proposing`] without proposals.
     pub async fn commit_batch(
         &self,
         consumer: &str,
@@ -116,6 +115,35 @@ impl Store {
         alerts: &[Alert],
         changes: &StateChanges,
         hidden: &Hidden,
+    ) -> Result<()> {
+        self.commit_batch_proposing(
+            consumer,
+            partition,
+            next_offset,
+            alerts,
+            changes,
+            hidden,
+            &[],
+            0,
+        )
+        .await
+    }
+
+    /// One transaction: upsert alerts, reopen resolved incidents that have new events, count
+    /// what suppressions withheld, apply rule-state changes, record the verdicts' proposed
+    /// actions (approving what the policy may, at most `max_auto_per_minute`), move the
+    /// checkpoint.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn commit_batch_proposing(
+        &self,
+        consumer: &str,
+        partition: u32,
+        next_offset: u64,
+        alerts: &[Alert],
+        changes: &StateChanges,
+        hidden: &Hidden,
+        proposals: &[crate::actions::Proposal],
+        max_auto_per_minute: u32,
     ) -> Result<()> {
         let txn = self.db.begin().await?;
         let before = stored(&txn, alerts).await?;
@@ -214,6 +242,14 @@ impl Store {
             )
             .exec_without_returning(&txn)
             .await?;
+        if !proposals.is_empty() {
+            crate::actions::record(&txn, proposals, max_auto_per_minute, Utc::now())
+                .await
+                .map_err(|e| match e {
+                    soc_core::response::ActionError::Db(e) => Error::Database(e),
+                    other => Error::Database(sea_orm::DbErr::Custom(other.to_string())),
+                })?;
+        }
         txn.commit().await?;
         Ok(())
     }

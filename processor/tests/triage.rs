@@ -846,10 +846,16 @@ async fn an_approval_policy_is_the_only_way_an_action_is_approved() {
     let alerts = alerts_from_lines(&injected_lines());
     let server = server_with(answering(Arc::new(obedient))).await;
     let mut s = settings(&server);
-    s.auto_approve = vec![soc_processor::triage::settings::AutoApprove {
-        action: ActionKind::BlockIp,
-        min_severity: Severity::Critical,
-    }];
+    s.response = Arc::new(
+        soc_processor::response::ResponsePolicy::parse(
+            &include_str!("../policy/response.yaml").replace(
+                "automatically: {}",
+                "automatically: {block_ip: {min_severity: critical}}",
+            ),
+            std::path::Path::new("test.yaml"),
+        )
+        .expect("policy"),
+    );
     let mut run = start(s);
     run.handle.submit(&alerts);
     run.settle(Duration::from_secs(15)).await;

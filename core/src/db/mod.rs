@@ -1,12 +1,20 @@
 //! sea-orm entities shared by the processor (writes) and the gateway (reads).
 //! The schema itself lives in the `soc-migrations` crate.
 
+pub mod action;
+pub mod action_transition;
+pub mod agent;
+pub mod agent_command;
+pub mod agent_enrollment;
 pub mod alert;
 pub mod alert_event;
 pub mod alert_revision;
 pub mod api_token;
+pub mod audit_entry;
+pub mod audit_head;
 pub mod llm_call;
 pub mod processor_checkpoint;
+pub mod response_switch;
 pub mod rule_state;
 pub mod session;
 pub mod suppression;

@@ -25,6 +25,8 @@ pub enum Access {
     Account,
     /// Signed in with at least this role.
     Role(Role),
+    /// An enrolled response agent, by its own credential (never a user's).
+    Agent,
 }
 
 /// How a principal proved who they are.
@@ -175,6 +177,26 @@ pub async fn check_access(
     };
     if access == Access::Public {
         return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    if access == Access::Agent {
+        let token = match bearer(&req) {
+            Ok(Some(t)) => t,
+            Ok(None) | Err(_) => return refuse(req, ApiError::Unauthenticated),
+        };
+        let Some(db) = req.app_data::<web::Data<sea_orm::DatabaseConnection>>() else {
+            return refuse(req, ApiError::Internal);
+        };
+        return match crate::response::enrollment::resolve(db.get_ref(), &token).await {
+            Ok(Some(agent)) => {
+                req.extensions_mut().insert(agent);
+                Ok(next.call(req).await?.map_into_boxed_body())
+            }
+            Ok(None) => {
+                tracing::warn!(route = %pattern, "agent credential refused");
+                refuse(req, ApiError::Unauthenticated)
+            }
+            Err(e) => refuse(req, e.into()),
+        };
     }
     let p = match principal(&req, accounts).await {
         Ok(Some(p)) => p,

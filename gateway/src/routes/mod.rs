@@ -1,6 +1,8 @@
 //! Every route of the gateway, with who may call it. The app is built from this table, so a
 //! route cannot exist without an access rule, and the authorization tests walk it.
 
+pub mod actions;
+pub mod agents;
 pub mod alerts;
 pub mod auth;
 pub mod dashboard;
@@ -39,7 +41,7 @@ fn def(
 }
 
 pub fn table() -> Vec<RouteDef> {
-    use Access::{Account, Public};
+    use Access::{Account, Agent, Public};
     const VIEWER: Access = Access::Role(Role::Viewer);
     const ANALYST: Access = Access::Role(Role::Analyst);
     const ADMIN: Access = Access::Role(Role::Admin);
@@ -116,7 +118,46 @@ pub fn table() -> Vec<RouteDef> {
         def(post.clone(), "/api/tokens", VIEWER, |r| {
             r.to(tokens::create)
         }),
-        def(delete, "/api/tokens/{id}", VIEWER, |r| r.to(tokens::revoke)),
+        def(delete.clone(), "/api/tokens/{id}", VIEWER, |r| {
+            r.to(tokens::revoke)
+        }),
+        def(get.clone(), "/api/actions", VIEWER, |r| r.to(actions::list)),
+        def(post.clone(), "/api/actions", ANALYST, |r| {
+            r.to(actions::create)
+        }),
+        def(get.clone(), "/api/actions/{id}", VIEWER, |r| {
+            r.to(actions::get)
+        }),
+        def(post.clone(), "/api/actions/{id}/approve", ANALYST, |r| {
+            r.to(actions::approve)
+        }),
+        def(post.clone(), "/api/actions/{id}/reject", ANALYST, |r| {
+            r.to(actions::reject)
+        }),
+        def(post.clone(), "/api/actions/{id}/revert", ANALYST, |r| {
+            r.to(actions::revert)
+        }),
+        def(get.clone(), "/api/response/switch", VIEWER, |r| {
+            r.to(actions::switch_get)
+        }),
+        def(post.clone(), "/api/response/switch", ADMIN, |r| {
+            r.to(actions::switch_set)
+        }),
+        def(get.clone(), "/api/audit/verify", ADMIN, |r| {
+            r.to(actions::audit_verify)
+        }),
+        def(get.clone(), "/api/agents", VIEWER, |r| r.to(agents::list)),
+        def(post.clone(), "/api/agents/enrollments", ADMIN, |r| {
+            r.to(agents::create_enrollment)
+        }),
+        // The one-time token in the body is the credential.
+        def(post.clone(), "/api/agents/enroll", Public, |r| {
+            r.to(agents::enroll)
+        }),
+        def(delete, "/api/agents/{id}", ADMIN, |r| r.to(agents::revoke)),
+        def(get.clone(), "/ws/agent", Agent, |r| {
+            r.to(crate::response::agent_ws::agent_ws)
+        }),
         def(get, "/api/users", ADMIN, |r| r.to(users::list)),
         def(post, "/api/users", ADMIN, |r| r.to(users::create)),
         def(patch, "/api/users/{username}", ADMIN, |r| {

@@ -434,10 +434,11 @@ async fn the_openapi_document_describes_every_route_and_swagger_ui_serves_it() {
         "{}",
         doc["openapi"]
     );
-    // Not API operations: the page shell, the WebSocket, and the description itself.
+    // Not API operations: the page shell, the WebSockets, and the description itself.
     let undocumented = [
         "/",
         "/ws/alerts",
+        "/ws/agent",
         "/api/openapi.json",
         "/api/docs",
         "/api/docs/{tail:.*}",

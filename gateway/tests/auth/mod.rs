@@ -12,7 +12,7 @@ use soc_migrations::testing::TestDb;
 /// What each route must demand. Every route of the gateway has to be listed here: a route
 /// added without deciding who may call it fails `every_route_has_the_expected_rule`.
 fn expected(method: &Method, path: &str) -> Option<Access> {
-    use Access::{Account, Public, Role as R};
+    use Access::{Account, Agent, Public, Role as R};
     use Role::{Admin, Analyst, Viewer};
     Some(match (method.as_str(), path) {
         ("GET", "/") => Public,
@@ -46,6 +46,21 @@ fn expected(method: &Method, path: &str) -> Option<Access> {
         ("GET", "/api/users") => R(Admin),
         ("POST", "/api/users") => R(Admin),
         ("PATCH", "/api/users/{username}") => R(Admin),
+        ("GET", "/api/actions") => R(Viewer),
+        ("POST", "/api/actions") => R(Analyst),
+        ("GET", "/api/actions/{id}") => R(Viewer),
+        ("POST", "/api/actions/{id}/approve") => R(Analyst),
+        ("POST", "/api/actions/{id}/reject") => R(Analyst),
+        ("POST", "/api/actions/{id}/revert") => R(Analyst),
+        ("GET", "/api/response/switch") => R(Viewer),
+        ("POST", "/api/response/switch") => R(Admin),
+        ("GET", "/api/audit/verify") => R(Admin),
+        ("GET", "/api/agents") => R(Viewer),
+        ("POST", "/api/agents/enrollments") => R(Admin),
+        ("POST", "/api/agents/enroll") => Public,
+        ("DELETE", "/api/agents/{id}") => R(Admin),
+        // Only an agent's own credential: no user's token or session.
+        ("GET", "/ws/agent") => Agent,
         _ => return None,
     })
 }
@@ -101,6 +116,10 @@ async fn every_route_times_every_role_answers_as_its_rule_says() {
                     false
                 }
                 (Access::Account, Some(_)) => true,
+                (Access::Agent, Some(_)) => {
+                    assert_eq!(status, 401, "{} {} as {who}", r.method, r.path);
+                    false
+                }
                 (Access::Role(min), Some(have)) => {
                     if have < min {
                         assert_eq!(status, 403, "{} {} as {who}", r.method, r.path);
@@ -119,7 +138,7 @@ async fn every_route_times_every_role_answers_as_its_rule_says() {
             checked += 1;
         }
     }
-    assert!(checked >= 31 * 4, "{checked}");
+    assert!(checked >= 45 * 4, "{checked}");
 }
 
 async fn sign_in<S, B>(app: &S, user: &str, password: &str) -> (u16, Option<Cookie<'static>>, Value)

@@ -45,15 +45,27 @@ pub async fn insert(db: &TestDb, alerts: &[Alert]) {
 }
 
 pub fn state(db: &TestDb) -> GatewayState {
+    let hub = Arc::new(AlertHub::default());
     GatewayState {
         db: db.conn.clone(),
-        hub: Arc::new(AlertHub::default()),
+        response: response(db, hub.clone()),
+        hub,
         hosts: Arc::new(HostPolicy::default()),
         stages: Arc::default(),
         auth: Arc::default(),
         metrics: None,
         rules: Arc::default(),
     }
+}
+
+/// The response service with a fixed test key.
+pub fn response(db: &TestDb, hub: Arc<AlertHub>) -> Arc<soc_gateway::response::ResponseService> {
+    Arc::new(soc_gateway::response::ResponseService::new(
+        db.conn.clone(),
+        hub,
+        soc_gateway::response::ResponseConfig::default(),
+        soc_core::command::CommandSigner::from_seed(&[9; 32]),
+    ))
 }
 
 pub const PASSWORD: &str = "correct horse battery staple";

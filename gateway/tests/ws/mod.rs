@@ -18,6 +18,7 @@ async fn serve(hub: Arc<AlertHub>) -> (String, actix_web::dev::ServerHandle, Tes
     let server = soc_gateway::run(
         GatewayState {
             db: db.conn.clone(),
+            response: crate::common::response(&db, hub.clone()),
             hub,
             hosts: Arc::new(HostPolicy::default()),
             stages: Arc::default(),

@@ -4,7 +4,6 @@
 use crate::response::ResponsePolicy;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use soc_core::{ActionKind, Severity};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -111,15 +110,6 @@ pub struct Price {
     pub output_per_mtok: f64,
 }
 
-/// Auto-approval: actions of this type are approved without an analyst when the alert's
-/// severity is at least `min_severity`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AutoApprove {
-    pub action: ActionKind,
-    pub min_severity: Severity,
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TriageSettings {
@@ -178,9 +168,7 @@ pub struct TriageSettings {
     pub samples_per_incident: usize,
     /// Prices by model name.
     pub prices: BTreeMap<String, Price>,
-    /// Actions approved without an analyst; none by default.
-    pub auto_approve: Vec<AutoApprove>,
-    /// When an action may be proposed at all (`[assets] response_policy` replaces the
+    /// When an action may be proposed at all, and what is approved without a person (`[assets] response_policy` replaces the
     /// shipped file).
     #[serde(skip)]
     pub response: Arc<ResponsePolicy>,
@@ -238,7 +226,6 @@ impl Default for TriageSettings {
             max_attempts_per_incident: 2,
             samples_per_incident: 3,
             prices: default_prices(),
-            auto_approve: Vec::new(),
             response: Arc::default(),
         }
     }
@@ -343,13 +330,6 @@ impl TriageSettings {
                 / 1_000_000.0,
         )
     }
-
-    /// Whether the policy approves `action` for an alert of `severity`.
-    pub fn auto_approves(&self, action: ActionKind, severity: Severity) -> bool {
-        self.auto_approve
-            .iter()
-            .any(|p| p.action == action && severity >= p.min_severity)
-    }
 }
 
 #[cfg(test)]
@@ -412,8 +392,6 @@ profile: llama.cpp
 requests_per_minute: 10
 prices:
   default: { input_per_mtok: 1.0, output_per_mtok: 2.0 }
-auto_approve:
-  - { action: block_ip, min_severity: high }
 "#,
         )
         .expect("valid config");
@@ -421,10 +399,9 @@ auto_approve:
         assert_eq!(s.base_url(), "http://127.0.0.1:8080/v1");
         assert!(!s.use_json_schema());
         assert_eq!(s.cost(1_000_000, 500_000), Some(2.0));
-        assert!(s.auto_approves(ActionKind::BlockIp, Severity::Critical));
-        assert!(!s.auto_approves(ActionKind::BlockIp, Severity::Medium));
-        assert!(!s.auto_approves(ActionKind::LockUser, Severity::Critical));
         assert!(serde_norway::from_str::<TriageSettings>("modle: x").is_err());
+        // Approval moved to the response policy file.
+        assert!(serde_norway::from_str::<TriageSettings>("auto_approve: []").is_err());
     }
 
     #[test]

@@ -4,10 +4,14 @@
 
 use super::service::{CallRecord, Update};
 use crate::publish::publish;
+use crate::response::ResponsePolicy;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
+    TransactionTrait,
+};
 use soc_core::clock::Clock;
 use soc_core::db::{alert, llm_call};
 use soc_core::stream::LogStream;
@@ -26,6 +30,7 @@ pub async fn write_updates(
     stream: Arc<dyn LogStream>,
     topic: String,
     clock: Clock,
+    policy: Arc<ResponsePolicy>,
 ) {
     let mut buf = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut buf, BATCH).await > 0 {
@@ -53,6 +58,13 @@ pub async fn write_updates(
                 };
                 clock.sleep(delay).await;
             }
+            let proposals = crate::actions::proposals(&policy, a);
+            if !proposals.is_empty() {
+                if let Err(e) = record_proposals(&db, &proposals, policy.max_auto_per_minute).await
+                {
+                    warn!(alert = %a.id, error = %e, "could not record proposed actions");
+                }
+            }
         }
         if let Err(e) = publish(stream.as_ref(), &topic, &alerts).await {
             warn!(error = %e, count = alerts.len(), "could not publish verdict updates");
@@ -79,6 +91,17 @@ pub async fn store_verdict(db: &DatabaseConnection, a: &Alert) -> Result<(), sea
         )
         .exec(db)
         .await?;
+    Ok(())
+}
+
+async fn record_proposals(
+    db: &DatabaseConnection,
+    proposals: &[crate::actions::Proposal],
+    max_auto_per_minute: u32,
+) -> Result<(), soc_core::response::ActionError> {
+    let txn = db.begin().await?;
+    crate::actions::record(&txn, proposals, max_auto_per_minute, Utc::now()).await?;
+    txn.commit().await?;
     Ok(())
 }
 

@@ -212,7 +212,7 @@ pub fn propose(
                 action: kind,
                 target,
                 target_field,
-                status: if settings.auto_approves(kind, alert.severity) {
+                status: if settings.response.auto_approves(kind, alert.severity) {
                     ActionStatus::Approved
                 } else {
                     ActionStatus::Pending
@@ -508,9 +508,19 @@ mod tests {
     #[test]
     fn policy_approves_only_what_it_names() {
         let a = alert(Severity::Critical, 5);
-        let s: TriageSettings =
-            serde_norway::from_str("auto_approve: [{ action: block_ip, min_severity: high }]")
-                .expect("config");
+        let s = TriageSettings {
+            response: std::sync::Arc::new(
+                crate::response::ResponsePolicy::parse(
+                    &include_str!("../../policy/response.yaml").replace(
+                        "automatically: {}",
+                        "automatically: {block_ip: {min_severity: high}}",
+                    ),
+                    std::path::Path::new("test.yaml"),
+                )
+                .expect("policy"),
+            ),
+            ..TriageSettings::default()
+        };
         let p = propose(&[ActionKind::BlockIp, ActionKind::Notify], &a, &s);
         assert_eq!(
             (p[0].action, p[0].status),

@@ -1,0 +1,389 @@
+//! Response actions as records: proposed once per (alert, kind, target), then moved through
+//! their lifecycle one checked transition at a time. Every transition is a row of its own
+//! and an audit entry, written in the same transaction as the state change.
+
+use super::audit::{self, AuditRecord};
+use crate::command::Action;
+use crate::db::{action, action_transition, response_switch};
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Where an action stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionState {
+    /// Waits for approval.
+    Proposed,
+    /// Approved; waits to be sent to its agent.
+    Approved,
+    Rejected,
+    /// Sent (or queued for) its agent; waits for the result.
+    Dispatched,
+    Applied,
+    Failed,
+    /// Its time ran out: never delivered, or its block lapsed.
+    Expired,
+    /// Undone by an analyst.
+    Reverted,
+}
+
+impl ActionState {
+    pub const ALL: [ActionState; 8] = [
+        ActionState::Proposed,
+        ActionState::Approved,
+        ActionState::Rejected,
+        ActionState::Dispatched,
+        ActionState::Applied,
+        ActionState::Failed,
+        ActionState::Expired,
+        ActionState::Reverted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionState::Proposed => "proposed",
+            ActionState::Approved => "approved",
+            ActionState::Rejected => "rejected",
+            ActionState::Dispatched => "dispatched",
+            ActionState::Applied => "applied",
+            ActionState::Failed => "failed",
+            ActionState::Expired => "expired",
+            ActionState::Reverted => "reverted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ActionState> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// The states an action may come from to reach this one.
+    pub fn from_states(self) -> &'static [ActionState] {
+        use ActionState::*;
+        match self {
+            Proposed => &[],
+            Approved => &[Proposed],
+            // An approval may be withdrawn until the command has gone out.
+            Rejected => &[Proposed, Approved],
+            Dispatched => &[Approved],
+            Applied => &[Dispatched],
+            // Approved but no agent to carry it out, or the agent's answer.
+            Failed => &[Approved, Dispatched],
+            Expired => &[Proposed, Approved, Dispatched, Applied],
+            Reverted => &[Applied],
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            ActionState::Rejected
+                | ActionState::Failed
+                | ActionState::Expired
+                | ActionState::Reverted
+        )
+    }
+}
+
+/// Who proposed an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProposedBy {
+    /// The response policy, from the rule's own verdict.
+    Policy,
+    /// The model's triage. Always waits for a person.
+    Model,
+    Analyst,
+}
+
+impl ProposedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProposedBy::Policy => "policy",
+            ProposedBy::Model => "model",
+            ProposedBy::Analyst => "analyst",
+        }
+    }
+}
+
+/// A proposal about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewAction {
+    pub alert_id: Option<Uuid>,
+    /// What the agent will be told to do.
+    pub action: Action,
+    pub target: String,
+    pub target_field: String,
+    pub target_host: String,
+    pub proposed_by: ProposedBy,
+    pub proposer: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("no action {0}")]
+    NotFound(String),
+    #[error("action {id} is {from}; it cannot become {to}")]
+    Transition {
+        id: String,
+        from: String,
+        to: &'static str,
+    },
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// The id an action gets: the same (alert, kind, target) always names the same action.
+pub fn action_id(alert_id: Option<Uuid>, kind: &str, target: &str) -> Uuid {
+    match alert_id {
+        Some(a) => Uuid::new_v5(&a, format!("{kind}\n{target}").as_bytes()),
+        None => Uuid::new_v4(),
+    }
+}
+
+/// Records a proposal unless the same (alert, kind, target) was proposed before; returns the
+/// new action, or `None` when it existed.
+pub async fn propose<C: ConnectionTrait>(
+    txn: &C,
+    new: &NewAction,
+    now: DateTime<Utc>,
+) -> Result<Option<action::Model>, ActionError> {
+    let now = now.trunc_subsecs(3);
+    let kind = new.action.kind();
+    let id = action_id(new.alert_id, kind, &new.target).to_string();
+    let model = action::Model {
+        id: id.clone(),
+        alert_id: new.alert_id.map(|a| a.to_string()),
+        kind: kind.to_string(),
+        target: new.target.clone(),
+        target_field: new.target_field.clone(),
+        target_host: new.target_host.clone(),
+        params: serde_json::to_string(&new.action).unwrap_or_default(),
+        proposed_by: new.proposed_by.as_str().to_string(),
+        proposer: new.proposer.clone(),
+        state: ActionState::Proposed.as_str().to_string(),
+        reason: None,
+        agent_id: None,
+        created_at: now,
+        updated_at: now,
+        expires_at: None,
+    };
+    audit::lock(txn).await?;
+    let am: action::ActiveModel = model.clone().into();
+    let inserted = action::Entity::insert(am)
+        .on_conflict(
+            OnConflict::column(action::Column::Id)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    let actor = format!("{}:{}", new.proposed_by.as_str(), new.proposer);
+    record(txn, &model, None, ActionState::Proposed, &actor, None, now).await?;
+    Ok(Some(model))
+}
+
+async fn record<C: ConnectionTrait>(
+    txn: &C,
+    a: &action::Model,
+    from: Option<&str>,
+    to: ActionState,
+    actor: &str,
+    detail: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    action_transition::Entity::insert(action_transition::ActiveModel {
+        id: ActiveValue::NotSet,
+        action_id: ActiveValue::Set(a.id.clone()),
+        from_state: ActiveValue::Set(from.map(str::to_string)),
+        to_state: ActiveValue::Set(to.as_str().to_string()),
+        actor: ActiveValue::Set(actor.to_string()),
+        detail: ActiveValue::Set(detail.map(str::to_string)),
+        at: ActiveValue::Set(now),
+    })
+    .exec(txn)
+    .await?;
+    audit::append(
+        txn,
+        &AuditRecord {
+            actor: actor.to_string(),
+            kind: format!("action.{}", to.as_str()),
+            subject: a.id.clone(),
+            detail: serde_json::json!({
+                "from": from,
+                "kind": a.kind,
+                "target": a.target,
+                "target_host": a.target_host,
+                "alert_id": a.alert_id,
+                "params": a.params,
+                "detail": detail,
+            }),
+        },
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// What a transition changes besides the state.
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    pub detail: Option<String>,
+    pub agent_id: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Moves an action to `to` if its current state allows it, in the caller's transaction.
+pub async fn transition<C: ConnectionTrait>(
+    txn: &C,
+    id: &str,
+    to: ActionState,
+    actor: &str,
+    change: Change,
+    now: DateTime<Utc>,
+) -> Result<action::Model, ActionError> {
+    let now = now.trunc_subsecs(3);
+    audit::lock(txn).await?;
+    let current = action::Entity::find_by_id(id.to_string())
+        .one(txn)
+        .await?
+        .ok_or_else(|| ActionError::NotFound(id.to_string()))?;
+    let from: Vec<&str> = to.from_states().iter().map(|s| s.as_str()).collect();
+    let mut update = action::Entity::update_many()
+        .col_expr(action::Column::State, Expr::value(to.as_str()))
+        .col_expr(action::Column::UpdatedAt, Expr::value(now))
+        .filter(action::Column::Id.eq(id))
+        .filter(action::Column::State.is_in(from.clone()));
+    if let Some(d) = &change.detail {
+        update = update.col_expr(action::Column::Reason, Expr::value(d.clone()));
+    }
+    if let Some(a) = &change.agent_id {
+        update = update.col_expr(action::Column::AgentId, Expr::value(a.clone()));
+    }
+    if let Some(e) = change.expires_at {
+        update = update.col_expr(action::Column::ExpiresAt, Expr::value(e.trunc_subsecs(3)));
+    }
+    // Conditional on the state it was read in: of two racing transitions one wins.
+    if update.exec(txn).await?.rows_affected == 0 {
+        return Err(ActionError::Transition {
+            id: id.to_string(),
+            from: current.state,
+            to: to.as_str(),
+        });
+    }
+    let updated = action::Entity::find_by_id(id.to_string())
+        .one(txn)
+        .await?
+        .ok_or_else(|| ActionError::NotFound(id.to_string()))?;
+    record(
+        txn,
+        &updated,
+        Some(&current.state),
+        to,
+        actor,
+        change.detail.as_deref(),
+        now,
+    )
+    .await?;
+    Ok(updated)
+}
+
+/// [`transition`] in a transaction of its own.
+pub async fn transition_now(
+    db: &DatabaseConnection,
+    id: &str,
+    to: ActionState,
+    actor: &str,
+    change: Change,
+    now: DateTime<Utc>,
+) -> Result<action::Model, ActionError> {
+    let txn = db.begin().await?;
+    let a = transition(&txn, id, to, actor, change, now).await?;
+    txn.commit().await?;
+    Ok(a)
+}
+
+/// An action's transitions, oldest first.
+pub async fn history<C: ConnectionTrait>(
+    db: &C,
+    id: &str,
+) -> Result<Vec<action_transition::Model>, DbErr> {
+    action_transition::Entity::find()
+        .filter(action_transition::Column::ActionId.eq(id))
+        .order_by_asc(action_transition::Column::Id)
+        .all(db)
+        .await
+}
+
+/// How many actions the policy approved by itself since `since` (for its rate cap).
+pub async fn auto_approved_since<C: ConnectionTrait>(
+    db: &C,
+    since: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    action_transition::Entity::find()
+        .filter(action_transition::Column::ToState.eq(ActionState::Approved.as_str()))
+        .filter(action_transition::Column::Actor.eq(AUTO_APPROVER))
+        .filter(action_transition::Column::At.gte(since))
+        .count(db)
+        .await
+}
+
+/// The actor of automatic approvals.
+pub const AUTO_APPROVER: &str = "policy:auto-approve";
+
+/// Whether response is switched on (it is until someone switches it off).
+pub async fn switch_enabled<C: ConnectionTrait>(db: &C) -> Result<bool, DbErr> {
+    Ok(response_switch::Entity::find_by_id(1)
+        .one(db)
+        .await?
+        .is_none_or(|s| s.enabled))
+}
+
+/// Switches response on or off, audited.
+pub async fn set_switch(
+    db: &DatabaseConnection,
+    enabled: bool,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let now = now.trunc_subsecs(3);
+    let txn = db.begin().await?;
+    audit::lock(&txn).await?;
+    response_switch::Entity::insert(response_switch::ActiveModel {
+        id: ActiveValue::Set(1),
+        enabled: ActiveValue::Set(enabled),
+        updated_by: ActiveValue::Set(actor.to_string()),
+        updated_at: ActiveValue::Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(response_switch::Column::Id)
+            .update_columns([
+                response_switch::Column::Enabled,
+                response_switch::Column::UpdatedBy,
+                response_switch::Column::UpdatedAt,
+            ])
+            .to_owned(),
+    )
+    .exec(&txn)
+    .await?;
+    audit::append(
+        &txn,
+        &AuditRecord {
+            actor: actor.to_string(),
+            kind: "response.switch".into(),
+            subject: "response".into(),
+            detail: serde_json::json!({ "enabled": enabled }),
+        },
+        now,
+    )
+    .await?;
+    txn.commit().await
+}

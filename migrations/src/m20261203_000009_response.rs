@@ -1,0 +1,294 @@
+use sea_orm_migration::prelude::*;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[derive(DeriveIden)]
+enum Actions {
+    Table,
+    Id,
+    AlertId,
+    Kind,
+    Target,
+    TargetField,
+    TargetHost,
+    Params,
+    ProposedBy,
+    Proposer,
+    State,
+    Reason,
+    AgentId,
+    CreatedAt,
+    UpdatedAt,
+    /// Until when an applied action holds (a block's TTL).
+    ExpiresAt,
+}
+
+#[derive(DeriveIden)]
+enum ActionTransitions {
+    Table,
+    Id,
+    ActionId,
+    FromState,
+    ToState,
+    Actor,
+    Detail,
+    At,
+}
+
+#[derive(DeriveIden)]
+enum AuditLog {
+    Table,
+    Seq,
+    At,
+    Actor,
+    Kind,
+    Subject,
+    Detail,
+    PrevHash,
+    Hash,
+}
+
+#[derive(DeriveIden)]
+enum AuditHead {
+    Table,
+    Id,
+    Seq,
+    Hash,
+}
+
+#[derive(DeriveIden)]
+enum ResponseSwitch {
+    Table,
+    Id,
+    Enabled,
+    UpdatedBy,
+    UpdatedAt,
+}
+
+/// Response actions with their lifecycle, and the hash-chained audit log of every
+/// transition and approval.
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Actions::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(Actions::Id)
+                            .string_len(36)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(Actions::AlertId).string_len(36).null())
+                    .col(ColumnDef::new(Actions::Kind).string_len(32).not_null())
+                    .col(ColumnDef::new(Actions::Target).string_len(256).not_null())
+                    .col(
+                        ColumnDef::new(Actions::TargetField)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Actions::TargetHost)
+                            .string_len(256)
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(Actions::Params).text().not_null())
+                    .col(
+                        ColumnDef::new(Actions::ProposedBy)
+                            .string_len(16)
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(Actions::Proposer).string_len(128).not_null())
+                    .col(ColumnDef::new(Actions::State).string_len(16).not_null())
+                    .col(ColumnDef::new(Actions::Reason).text().null())
+                    .col(ColumnDef::new(Actions::AgentId).string_len(64).null())
+                    .col(
+                        ColumnDef::new(Actions::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Actions::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Actions::ExpiresAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        // One action per (alert, kind, target), also after a replay or a restart.
+        manager
+            .create_index(
+                Index::create()
+                    .name("actions_alert_kind_target")
+                    .table(Actions::Table)
+                    .col(Actions::AlertId)
+                    .col(Actions::Kind)
+                    .col(Actions::Target)
+                    .unique()
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("actions_state")
+                    .table(Actions::Table)
+                    .col(Actions::State)
+                    .col(Actions::UpdatedAt)
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(ActionTransitions::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(ActionTransitions::Id)
+                            .big_integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(ActionTransitions::ActionId)
+                            .string_len(36)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(ActionTransitions::FromState)
+                            .string_len(16)
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(ActionTransitions::ToState)
+                            .string_len(16)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(ActionTransitions::Actor)
+                            .string_len(128)
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(ActionTransitions::Detail).text().null())
+                    .col(
+                        ColumnDef::new(ActionTransitions::At)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("action_transitions_action")
+                    .table(ActionTransitions::Table)
+                    .col(ActionTransitions::ActionId)
+                    .col(ActionTransitions::Id)
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(AuditLog::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(AuditLog::Seq)
+                            .big_integer()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(AuditLog::At)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(AuditLog::Actor).string_len(128).not_null())
+                    .col(ColumnDef::new(AuditLog::Kind).string_len(64).not_null())
+                    .col(ColumnDef::new(AuditLog::Subject).string_len(64).not_null())
+                    .col(ColumnDef::new(AuditLog::Detail).text().not_null())
+                    .col(ColumnDef::new(AuditLog::PrevHash).string_len(64).not_null())
+                    .col(ColumnDef::new(AuditLog::Hash).string_len(64).not_null())
+                    .to_owned(),
+            )
+            .await?;
+        // The chain's head: every append updates it first, which serialises appends from
+        // several processes (a row lock on PostgreSQL, the write lock on SQLite).
+        manager
+            .create_table(
+                Table::create()
+                    .table(AuditHead::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(AuditHead::Id)
+                            .integer()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(AuditHead::Seq).big_integer().not_null())
+                    .col(ColumnDef::new(AuditHead::Hash).string_len(64).not_null())
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .get_connection()
+            .execute_unprepared(&format!(
+                "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '{}')",
+                "0".repeat(64)
+            ))
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(ResponseSwitch::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(ResponseSwitch::Id)
+                            .integer()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(ResponseSwitch::Enabled).boolean().not_null())
+                    .col(
+                        ColumnDef::new(ResponseSwitch::UpdatedBy)
+                            .string_len(128)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(ResponseSwitch::UpdatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for t in [
+            Actions::Table.into_iden(),
+            ActionTransitions::Table.into_iden(),
+            AuditLog::Table.into_iden(),
+            AuditHead::Table.into_iden(),
+            ResponseSwitch::Table.into_iden(),
+        ] {
+            manager
+                .drop_table(Table::drop().table(t).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,239 @@
+use sea_orm_migration::prelude::*;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[derive(DeriveIden)]
+enum Agents {
+    Table,
+    Id,
+    Host,
+    CredentialHash,
+    CreatedBy,
+    CreatedAt,
+    LastSeen,
+    Version,
+    DryRun,
+    RevokedAt,
+}
+
+#[derive(DeriveIden)]
+enum AgentEnrollments {
+    Table,
+    Id,
+    TokenHash,
+    Host,
+    CreatedBy,
+    CreatedAt,
+    ExpiresAt,
+    UsedAt,
+    AgentId,
+}
+
+#[derive(DeriveIden)]
+enum AgentCommands {
+    Table,
+    Id,
+    ActionId,
+    AgentId,
+    Purpose,
+    Signed,
+    State,
+    Reason,
+    CreatedAt,
+    ExpiresAt,
+    DeliveredAt,
+    ReportedAt,
+}
+
+/// Response agents (enrolled once with a one-time token, then their own credential) and the
+/// signed commands sent to them, kept until each is answered or expires.
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Agents::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(Agents::Id)
+                            .string_len(64)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(Agents::Host).string_len(253).not_null())
+                    .col(
+                        ColumnDef::new(Agents::CredentialHash)
+                            .string_len(64)
+                            .not_null()
+                            .unique_key(),
+                    )
+                    .col(ColumnDef::new(Agents::CreatedBy).string_len(128).not_null())
+                    .col(
+                        ColumnDef::new(Agents::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Agents::LastSeen)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .col(ColumnDef::new(Agents::Version).string_len(64).null())
+                    .col(
+                        ColumnDef::new(Agents::DryRun)
+                            .boolean()
+                            .not_null()
+                            .default(false),
+                    )
+                    .col(
+                        ColumnDef::new(Agents::RevokedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("agents_host")
+                    .table(Agents::Table)
+                    .col(Agents::Host)
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(AgentEnrollments::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(AgentEnrollments::Id)
+                            .string_len(36)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(AgentEnrollments::TokenHash)
+                            .string_len(64)
+                            .not_null()
+                            .unique_key(),
+                    )
+                    .col(
+                        ColumnDef::new(AgentEnrollments::Host)
+                            .string_len(253)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AgentEnrollments::CreatedBy)
+                            .string_len(128)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AgentEnrollments::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AgentEnrollments::ExpiresAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AgentEnrollments::UsedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(AgentEnrollments::AgentId)
+                            .string_len(64)
+                            .null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(AgentCommands::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(AgentCommands::Id)
+                            .string_len(36)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(AgentCommands::ActionId)
+                            .string_len(36)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AgentCommands::AgentId)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AgentCommands::Purpose)
+                            .string_len(16)
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(AgentCommands::Signed).text().not_null())
+                    .col(
+                        ColumnDef::new(AgentCommands::State)
+                            .string_len(16)
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(AgentCommands::Reason).text().null())
+                    .col(
+                        ColumnDef::new(AgentCommands::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AgentCommands::ExpiresAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AgentCommands::DeliveredAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(AgentCommands::ReportedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("agent_commands_agent_state")
+                    .table(AgentCommands::Table)
+                    .col(AgentCommands::AgentId)
+                    .col(AgentCommands::State)
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for t in [
+            Agents::Table.into_iden(),
+            AgentEnrollments::Table.into_iden(),
+            AgentCommands::Table.into_iden(),
+        ] {
+            manager
+                .drop_table(Table::drop().table(t).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}
