@@ -20,6 +20,9 @@ chromium="${SOC_CHROMIUM:-/usr/bin/chromium}"
 missing=()
 have_wasm_toolchain || missing+=(rustc-web cargo-web rust-web-src lld)
 [ -x "$chromium" ] || missing+=(chromium)
+# The response agent's tests run real nftables in network namespaces.
+command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || missing+=(nftables)
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || missing+=(iproute2)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "== installing: ${missing[*]}"
@@ -31,7 +34,8 @@ The tests need packages this machine lacks. On Debian 12, as root:
   apt-get install ${missing[*]}
 (rustc-web, cargo-web, rust-web-src and lld build the SmartModules from source; with rustup,
 \`rustup target add wasm32-unknown-unknown\` does instead. chromium runs the dashboard test;
-SOC_CHROMIUM=/path/to/chrome points at another.)
+SOC_CHROMIUM=/path/to/chrome points at another. nftables and iproute2 run the response agent's
+tests in network namespaces, as root.)
 MSG
     exit 1
   fi

@@ -618,6 +618,52 @@ async fn analysts_work_alerts_in_the_dashboard_and_others_see_it_live() {
     assert_eq!(admin.eval("window.__xss === undefined").await, true);
     admin.screenshot("hostile-user-name").await;
 
+    // The policy proposed blocking the brute force's source; the analyst approves it from
+    // the pending list. No agent is enrolled for its host, so it fails, and every open
+    // dashboard sees it leave the list live.
+    const PENDING: &str =
+        "[...document.querySelectorAll('#approvals li')].map(l => l.textContent).join('|')";
+    for b in [&mut ana, &mut admin] {
+        b.wait_for(PENDING, |v| {
+            v.as_str()
+                .is_some_and(|s| s.contains("block_ip 35.188.49.176 on sd-126005"))
+        })
+        .await;
+    }
+    ana.screenshot("pending-approval").await;
+    ana.eval("document.querySelector('#approvals li button.approve').click(); 0")
+        .await;
+    admin
+        .wait_for("document.getElementById('approvals-box').hidden", |v| {
+            v == true
+        })
+        .await;
+    let token = support::token(&pipeline).await;
+    let actions = support::get_json(
+        &format!("http://{}/api/actions?alert_id=", pipeline.addr)
+            .replace("?alert_id=", "?state=failed"),
+        &token,
+    )
+    .await;
+    let failed = &actions[0];
+    assert_eq!(failed["target"], "35.188.49.176", "{actions}");
+    assert!(
+        failed["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no agent is enrolled for host `sd-126005`")),
+        "{failed}"
+    );
+    let detail = support::get_json(
+        &format!(
+            "http://{}/api/actions/{}",
+            pipeline.addr,
+            failed["id"].as_str().unwrap()
+        ),
+        &token,
+    )
+    .await;
+    assert_eq!(detail["transitions"][1]["actor"], "user:ana", "{detail}");
+
     // A viewer reads the same detail with no way to change it.
     let mut vic = Browser::launch().await;
     vic.open(&url).await;

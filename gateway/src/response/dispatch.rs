@@ -49,6 +49,7 @@ pub async fn run(svc: Arc<ResponseService>, mut shutdown: watch::Receiver<bool>)
 
 /// One pass: dispatch, deliver, expire.
 pub async fn tick(svc: &ResponseService, now: DateTime<Utc>) -> Result<(), ActionError> {
+    announce_proposals(svc).await?;
     let on = svc.config.enabled && switch_enabled(&svc.db).await?;
     if on {
         dispatch_approved(svc, now).await?;
@@ -140,6 +141,30 @@ async fn latest_command(
 pub(crate) async fn announce(svc: &ResponseService, a: action::Model) -> Result<(), DbErr> {
     let cmd = latest_command(svc, &a.id).await?;
     svc.publish(&ActionView::new(a, cmd.as_ref()));
+    Ok(())
+}
+
+/// Tells dashboards of proposals the processor recorded since the last look.
+async fn announce_proposals(svc: &ResponseService) -> Result<(), DbErr> {
+    let since = *svc
+        .announced_until
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let fresh = action::Entity::find()
+        .filter(action::Column::State.eq(ActionState::Proposed.as_str()))
+        .filter(action::Column::CreatedAt.gt(since))
+        .order_by_asc(action::Column::CreatedAt)
+        .limit(1000)
+        .all(&svc.db)
+        .await?;
+    if let Some(last) = fresh.last() {
+        *svc.announced_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = last.created_at;
+    }
+    for a in fresh {
+        svc.publish(&ActionView::new(a, None));
+    }
     Ok(())
 }
 

@@ -74,6 +74,9 @@ pub struct ResponseService {
     next_session: AtomicU64,
     wake: Notify,
     pub clock: Clock,
+    /// The newest proposal announced: proposals the processor records are announced by
+    /// the dispatcher.
+    pub(crate) announced_until: Mutex<DateTime<Utc>>,
 }
 
 impl std::fmt::Debug for ResponseService {
@@ -171,6 +174,7 @@ impl ResponseService {
             next_session: AtomicU64::new(1),
             wake: Notify::new(),
             clock: Clock::System,
+            announced_until: Mutex::new(Utc::now()),
         }
     }
 
