@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::{skip_reason, Netns};
+#[path = "../../launcher/tests/support/browser.rs"]
+mod browser;
+
+const ADMIN_PASSWORD: &str = "response test passphrase";
 
 const HOST: &str = "victim-host";
 
@@ -148,6 +152,7 @@ async fn an_approved_block_reaches_the_attacked_host_and_its_result_comes_back()
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut opts = soc::embedded::Options::local(dir.path(), listener, shutdown);
+    opts.settings.auth.admin_password = Some(ADMIN_PASSWORD.into());
     opts.triage = Some(soc_processor::triage::TriageSettings {
         enabled: false,
         response: Arc::new(policy),
@@ -306,12 +311,36 @@ async fn an_approved_block_reaches_the_attacked_host_and_its_result_comes_back()
     assert_eq!(detail["commands"][0]["state"], "applied");
     assert!(applied["expires_at"].is_string(), "a block has an end");
 
-    // 2. By hand: an analyst proposes, cannot approve their own, an admin approves.
+    // 2. By hand: an analyst proposes a block in answer to the alert, cannot approve it
+    //    herself, and an admin approves it with a click on the dashboard, which shows it
+    //    applied in the alert's detail.
+    let mut page = browser::Browser::launch().await;
+    page.open(&format!("{}/", api.base)).await;
+    page.wait_for("document.getElementById('signin').hidden", |v| v == false)
+        .await;
+    page.desktop().await;
+    page.sign_in("admin", ADMIN_PASSWORD).await;
+    let row = format!(
+        "#alerts tr[data-id='{}']",
+        applied["alert_id"].as_str().unwrap()
+    );
+    page.wait_for(&format!("!!document.querySelector(\"{row}\")"), |v| {
+        v == true
+    })
+    .await;
+    page.eval(&format!("document.querySelector(\"{row}\").click(); 0"))
+        .await;
+    page.wait_for(
+        "document.querySelectorAll('#d-actions li[data-action-id]').length",
+        |v| v == 1,
+    )
+    .await;
     let (s, proposed) = api
         .post(
             "/api/actions",
             &alice,
-            json!({"kind": "block_ip", "target": a66, "target_host": HOST, "reason": "scanning our VPN"}),
+            json!({"kind": "block_ip", "target": a66, "target_host": HOST,
+                   "alert_id": applied["alert_id"], "reason": "the same actor's second address"}),
         )
         .await;
     assert_eq!(s, 201, "{proposed}");
@@ -320,17 +349,23 @@ async fn an_approved_block_reaches_the_attacked_host_and_its_result_comes_back()
         .post(&format!("/api/actions/{id66}/approve"), &alice, json!({}))
         .await;
     assert_eq!(s, 409, "four eyes: the proposer approved");
-    let (s, v) = api
-        .post(
-            &format!("/api/actions/{id66}/approve"),
-            &admin,
-            json!({"comment": "confirmed"}),
-        )
+    let button = format!("#approvals li[data-action-id='{id66}'] button.approve");
+    page.wait_for(&format!("!!document.querySelector(\"{button}\")"), |v| {
+        v == true
+    })
+    .await;
+    page.eval(&format!("document.querySelector(\"{button}\").click(); 0"))
         .await;
-    assert_eq!(s, 200, "{v}");
-    api.wait_action(&admin, &a66, "applied", Duration::from_secs(30))
-        .await;
+    page.wait_for(
+        &format!("(document.querySelector(\"#d-actions li[data-action-id='{id66}'] .astate\") || {{}}).textContent"),
+        |v| v == "applied",
+    )
+    .await;
+    page.screenshot("action-applied").await;
     assert!(!ns.reaches(&a66, &victim));
+    let d = api.get(&format!("/api/actions/{id66}"), &admin).await;
+    assert_eq!(d["transitions"][1]["actor"], "user:admin", "{d}");
+    drop(page);
 
     // 3. SIGKILL between accepting and answering, then an action approved while the agent
     //    is down: after a restart each is applied exactly once.

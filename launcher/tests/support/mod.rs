@@ -1,6 +1,8 @@
 //! Signing in to a running gateway from tests.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// The first admin's password in tests that start `soc` (`SOC_AUTH__ADMIN_PASSWORD`).
