@@ -3,6 +3,7 @@
 //! local server that speaks the OpenAI chat protocol with Groq's free-tier limits.
 
 pub mod bench;
+pub mod bench_response;
 pub mod bench_triage;
 pub mod eval;
 pub mod eval_triage;
@@ -25,6 +26,10 @@ pub enum Command {
     /// Replay an attack storm with LLM triage on, against a local server limited like Groq's
     /// free tier: model calls, tokens, verdicts by path, alerts delayed and lost.
     BenchTriage(bench_triage::TriageBenchArgs),
+    /// The response loop under load: brute forces from N addresses, automatically approved
+    /// blocks through a real agent into nftables in a namespace; latency from alert to
+    /// `applied`, and addresses per second into the kernel set (needs root).
+    BenchResponse(bench_response::ResponseBenchArgs),
     /// Score the detections against the CrowdSec hub's tests (e.g. ../shared/corpora/crowdsec-hub).
     Eval(eval::EvalArgs),
     /// Triage the hub corpus's alerts with the configured model and compare the verdicts
@@ -36,6 +41,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Bench(args) => bench::run(args).await,
         Command::BenchTriage(args) => bench_triage::run(args).await,
+        Command::BenchResponse(args) => bench_response::run(args).await,
         Command::Eval(args) => eval::run(args),
         Command::EvalTriage(args) => eval_triage::run(args).await.map(|_| ()),
     }

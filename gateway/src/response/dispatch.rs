@@ -11,6 +11,7 @@ use soc_core::command::{Action, Command, GatewayMessage, SignedCommand};
 use soc_core::db::{action, agent, agent_command};
 use soc_core::response::actions::{switch_enabled, transition, transition_now};
 use soc_core::response::{ActionError, ActionState, Change};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -175,55 +176,108 @@ async fn dispatch_approved(svc: &ResponseService, now: DateTime<Utc>) -> Result<
         .limit(1000)
         .all(&svc.db)
         .await?;
+    if approved.is_empty() {
+        return Ok(());
+    }
+    // Decide first, then write every dispatch in one transaction: an attack storm approves
+    // many blocks at once, and one commit each would be the loop's bottleneck.
+    let mut failures = Vec::new();
+    let mut plan = Vec::new();
+    let mut agents: HashMap<String, Option<agent::Model>> = HashMap::new();
     for a in approved {
         let act: Action = match serde_json::from_str(&a.params) {
             Ok(act) => act,
             Err(e) => {
-                let failed = fail(svc, &a.id, format!("invalid parameters: {e}"), now).await?;
-                announce(svc, failed).await?;
+                failures.push((a.id, format!("invalid parameters: {e}")));
                 continue;
             }
         };
-        let Some(ag) = agent_for(svc, &a.target_host).await? else {
-            let failed = fail(
-                svc,
-                &a.id,
+        if !agents.contains_key(&a.target_host) {
+            let found = agent_for(svc, &a.target_host).await?;
+            agents.insert(a.target_host.clone(), found);
+        }
+        match agents.get(&a.target_host).cloned().flatten() {
+            None => failures.push((
+                a.id,
                 format!("no agent is enrolled for host `{}`", a.target_host),
+            )),
+            Some(ag) => {
+                let cmd = new_command(svc, &a.id, &ag.id, "apply", act, None, now);
+                plan.push((a.id, ag, cmd));
+            }
+        }
+    }
+    let mut sent = Vec::new();
+    if !plan.is_empty() {
+        let txn = svc.db.begin().await?;
+        for (id, ag, cmd) in plan {
+            let moved = transition(
+                &txn,
+                &id,
+                ActionState::Dispatched,
+                GATEWAY,
+                Change {
+                    detail: Some(format!("to agent {} on {}", ag.id, ag.host)),
+                    agent_id: Some(ag.id.clone()),
+                    ..Change::default()
+                },
                 now,
             )
-            .await?;
-            announce(svc, failed).await?;
-            continue;
-        };
-        let cmd = new_command(svc, &a.id, &ag.id, "apply", act, None, now);
-        let txn = svc.db.begin().await?;
-        let moved = transition(
-            &txn,
-            &a.id,
-            ActionState::Dispatched,
-            GATEWAY,
-            Change {
-                detail: Some(format!("to agent {} on {}", ag.id, ag.host)),
-                agent_id: Some(ag.id.clone()),
-                ..Change::default()
-            },
-            now,
-        )
-        .await;
-        let moved = match moved {
-            Ok(m) => m,
-            // Rejected or dispatched meanwhile by another pass: nothing to do.
-            Err(ActionError::Transition { .. }) => continue,
-            Err(e) => return Err(e),
-        };
-        agent_command::Entity::insert(agent_command::ActiveModel::from(cmd.clone()))
-            .exec(&txn)
-            .await?;
+            .await;
+            let moved = match moved {
+                Ok(m) => m,
+                // Rejected or dispatched meanwhile by another pass: nothing to do.
+                Err(ActionError::Transition { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            agent_command::Entity::insert(agent_command::ActiveModel::from(cmd.clone()))
+                .exec(&txn)
+                .await?;
+            sent.push((moved, cmd));
+        }
         txn.commit().await?;
+    }
+    let mut delivered = Vec::new();
+    for (moved, cmd) in &sent {
         metrics::counter!("soc_actions_dispatched_total", "kind" => moved.kind.clone())
             .increment(1);
-        deliver(svc, &cmd, now).await?;
-        announce(svc, moved).await?;
+        if send_command(svc, cmd) {
+            delivered.push(cmd.id.clone());
+        }
+    }
+    mark_delivered(svc, delivered, now).await?;
+    for (moved, cmd) in sent {
+        svc.publish(&ActionView::new(moved, Some(&cmd)));
+    }
+    for (id, why) in failures {
+        let failed = fail(svc, &id, why, now).await?;
+        announce(svc, failed).await?;
+    }
+    Ok(())
+}
+
+fn send_command(svc: &ResponseService, cmd: &agent_command::Model) -> bool {
+    match serde_json::from_str::<SignedCommand>(&cmd.signed) {
+        Ok(signed) => svc.send(&cmd.agent_id, GatewayMessage::Command(signed)),
+        Err(_) => false,
+    }
+}
+
+async fn mark_delivered(
+    svc: &ResponseService,
+    ids: Vec<String>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    for chunk in ids.chunks(500) {
+        agent_command::Entity::update_many()
+            .col_expr(
+                agent_command::Column::DeliveredAt,
+                sea_orm::sea_query::Expr::value(now),
+            )
+            .filter(agent_command::Column::Id.is_in(chunk.to_vec()))
+            .filter(agent_command::Column::DeliveredAt.is_null())
+            .exec(&svc.db)
+            .await?;
     }
     Ok(())
 }
@@ -255,21 +309,11 @@ pub(crate) async fn deliver(
     cmd: &agent_command::Model,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let Ok(signed) = serde_json::from_str::<SignedCommand>(&cmd.signed) else {
-        return Ok(false);
-    };
-    if !svc.send(&cmd.agent_id, GatewayMessage::Command(signed)) {
+    if !send_command(svc, cmd) {
         return Ok(false);
     }
     if cmd.delivered_at.is_none() {
-        agent_command::Entity::update_many()
-            .col_expr(
-                agent_command::Column::DeliveredAt,
-                sea_orm::sea_query::Expr::value(now),
-            )
-            .filter(agent_command::Column::Id.eq(cmd.id.clone()))
-            .exec(&svc.db)
-            .await?;
+        mark_delivered(svc, vec![cmd.id.clone()], now).await?;
     }
     Ok(true)
 }
