@@ -82,6 +82,16 @@ impl<'de> Deserialize<'de> for IpTarget {
     }
 }
 
+/// A user name an agent may pass to usermod as one argument: POSIX portable characters,
+/// no option-like leading dash, at most 32 bytes (as `useradd` accepts by default).
+pub fn valid_user_name(u: &str) -> bool {
+    !u.is_empty()
+        && u.len() <= 32
+        && !u.starts_with('-')
+        && u.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
 /// The closed vocabulary an agent executes: typed parameters, no shell strings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]

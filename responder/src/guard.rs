@@ -115,7 +115,7 @@ impl Guardrails {
             // Unblocking never hurts a protected address; only the size is bounded.
             Action::UnblockIp { targets } => self.check_targets(targets),
             Action::LockUser { user } => {
-                if !valid_user(user) {
+                if !soc_core::command::valid_user_name(user) {
                     return Err(Refusal::Invalid(format!("`{user}` is not a user name")));
                 }
                 if user == "root" || self.protected_users.iter().any(|u| u == user) {
@@ -130,7 +130,7 @@ impl Guardrails {
                 }
             }
             Action::UnlockUser { user } => {
-                if valid_user(user) {
+                if soc_core::command::valid_user_name(user) {
                     Ok(())
                 } else {
                     Err(Refusal::Invalid(format!("`{user}` is not a user name")))
@@ -165,15 +165,6 @@ impl Guardrails {
     pub fn process_protected(&self, comm: &str) -> bool {
         self.protected_processes.iter().any(|p| p == comm)
     }
-}
-
-/// POSIX portable user names, as `useradd` accepts them by default.
-fn valid_user(u: &str) -> bool {
-    !u.is_empty()
-        && u.len() <= 32
-        && !u.starts_with('-')
-        && u.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// Looks a user up in a passwd file.

@@ -235,13 +235,7 @@ fn hand_made(
             ))
         }
         "lock_user" => {
-            let ok = !target.is_empty()
-                && target.len() <= 32
-                && !target.starts_with('-')
-                && target
-                    .bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
-            if !ok {
+            if !soc_core::command::valid_user_name(target) {
                 return Err(invalid(format!("`{target}` is not a user name")));
             }
             if svc
