@@ -334,3 +334,105 @@ async fn isolation_keeps_only_the_gateway_connection() {
     assert!(ns.reaches(&a2, &victim), "released host unreachable");
     assert!(!ex.firewall().isolated().await.unwrap());
 }
+
+/// `lock_user` and `unlock_user` with the real `usermod`, on account files under a root of
+/// the test's own (`usermod --prefix`), so the machine's accounts are never touched.
+#[tokio::test]
+async fn accounts_are_locked_and_unlocked_with_usermod() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    if run(&["sh", "-c", "command -v usermod"]).is_err() {
+        eprintln!("skipped: `usermod` is not installed (apt-get install passwd)");
+        return;
+    }
+    let ns = Netns::create().expect("network namespaces");
+    let root = tempfile::tempdir().unwrap();
+    let etc = root.path().join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    let hash = "$y$j9T$salt$hash";
+    for (file, text) in [
+        (
+            "passwd",
+            "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1::/:/usr/sbin/nologin\n\
+             mallory:x:1500:1500::/home/mallory:/bin/sh\n",
+        ),
+        (
+            "shadow",
+            &format!("root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\nmallory:{hash}:19000:0:99999:7:::\n"),
+        ),
+        ("group", "root:x:0:\ndaemon:x:1:\nmallory:x:1500:\n"),
+        ("gshadow", "root:*::\ndaemon:*::\nmallory:!::\n"),
+    ] {
+        std::fs::write(etc.join(file), text).unwrap();
+    }
+    let shadow = || {
+        std::fs::read_to_string(etc.join("shadow"))
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("mallory:"))
+            .unwrap()
+            .to_string()
+    };
+    let state = tempfile::tempdir().unwrap();
+    let mut gw = Gateway {
+        signer: CommandSigner::from_seed(&[44; 32]),
+        seq: 900,
+    };
+    let cfg = ExecutorConfig {
+        agent_id: AGENT.into(),
+        keys: TrustedKeys::new(&[gw.signer.public_key()]).unwrap(),
+        guard: Guardrails::default(),
+        dry_run: false,
+        enabled: true,
+        gateway: Vec::new(),
+        state_dir: state.path().to_path_buf(),
+        usermod: vec![
+            "usermod".into(),
+            "--prefix".into(),
+            root.path().display().to_string(),
+        ],
+        passwd: etc.join("passwd"),
+    };
+    let fw = Firewall::new(
+        ["ip", "netns", "exec", &ns.victim, "nft"]
+            .map(String::from)
+            .to_vec(),
+        "soc_agent",
+    );
+    let ex = Executor::open(cfg, fw, Utc::now()).await.unwrap();
+    let lock = |user: &str| Action::LockUser { user: user.into() };
+
+    let r = ex.handle(&gw.sign(lock("mallory")), Utc::now()).await;
+    assert_eq!(
+        states(&r),
+        [ReportState::Accepted, ReportState::Applied],
+        "{r:?}"
+    );
+    // Locked: the hash behind a `!`, the account expired (day 1 of 1970).
+    assert_eq!(shadow(), format!("mallory:!{hash}:19000:0:99999:7::1:"));
+
+    let r = ex
+        .handle(
+            &gw.sign(Action::UnlockUser {
+                user: "mallory".into(),
+            }),
+            Utc::now(),
+        )
+        .await;
+    assert_eq!(
+        states(&r),
+        [ReportState::Accepted, ReportState::Applied],
+        "{r:?}"
+    );
+    assert_eq!(shadow(), format!("mallory:{hash}:19000:0:99999:7:::"));
+
+    // root, a system account and an unknown one are refused and nothing changes.
+    let before = std::fs::read_to_string(etc.join("shadow")).unwrap();
+    for user in ["root", "daemon", "nobody-here"] {
+        let r = ex.handle(&gw.sign(lock(user)), Utc::now()).await;
+        assert_eq!(states(&r), [ReportState::Refused], "{user}: {r:?}");
+    }
+    assert_eq!(std::fs::read_to_string(etc.join("shadow")).unwrap(), before);
+}
