@@ -19,6 +19,8 @@ use std::net::IpAddr;
 use std::str::FromStr;
 use uuid::Uuid;
 
+pub mod keys;
+
 /// Signed bytes start with this, so a signature made for something else never verifies a
 /// command.
 const DOMAIN: &[u8] = b"soc-command-v1\n";
@@ -80,6 +82,16 @@ impl<'de> Deserialize<'de> for IpTarget {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
     }
+}
+
+/// A host name as agents report it and policies name it: letters, digits, dots, dashes,
+/// underscores; no leading dash; at most 253 bytes.
+pub fn valid_host_name(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && !h.starts_with('-')
+        && h.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
 /// A user name an agent may pass to usermod as one argument: POSIX portable characters,
@@ -277,13 +289,18 @@ impl CommandSigner {
         self.sign_payload(payload)
     }
 
+    /// Base64 of the signature over `domain` and `payload`.
+    pub(crate) fn sign_raw(&self, domain: &[u8], payload: &str) -> String {
+        let mut msg = domain.to_vec();
+        msg.extend_from_slice(payload.as_bytes());
+        B64.encode(self.key.sign(&msg).to_bytes())
+    }
+
     /// Signs any payload. Public so tests can sign what a valid gateway never would.
     pub fn sign_payload(&self, payload: String) -> SignedCommand {
-        let mut msg = DOMAIN.to_vec();
-        msg.extend_from_slice(payload.as_bytes());
         SignedCommand {
             key_id: self.key_id.clone(),
-            signature: B64.encode(self.key.sign(&msg).to_bytes()),
+            signature: self.sign_raw(DOMAIN, &payload),
             payload,
         }
     }
@@ -412,6 +429,13 @@ pub enum AgentMessage {
         version: String,
         host: String,
         dry_run: bool,
+        /// The version of the gateway's key set the agent holds (0 before any).
+        #[serde(default)]
+        keys_version: u64,
+    },
+    /// The agent adopted the gateway's key set of this version.
+    KeysAdopted {
+        version: u64,
     },
     Heartbeat {
         at: DateTime<Utc>,
@@ -429,6 +453,8 @@ pub enum GatewayMessage {
         host: String,
     },
     Command(SignedCommand),
+    /// The gateway's current keys, for an agent to adopt (see [`keys`]).
+    Keys(keys::SignedKeySet),
     /// The report on this command is stored: the agent may forget it.
     Ack {
         command: Uuid,

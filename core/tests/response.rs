@@ -29,6 +29,7 @@ fn block(alert: Uuid, ip: &str) -> NewAction {
         target_host: "web-1".into(),
         proposed_by: ProposedBy::Policy,
         proposer: "soc/ssh-bruteforce".into(),
+        routed: false,
     }
 }
 
@@ -226,5 +227,78 @@ async fn concurrent_appends_keep_one_chain() {
             task.await.unwrap();
         }
         assert_eq!(audit::verify(&t.conn).await, Ok(40), "{}", t.backend);
+    }
+}
+
+#[tokio::test]
+async fn many_at_once_propose_once_move_only_what_may_move_and_chain_the_audit() {
+    for t in backends().await {
+        let db = &t.conn;
+        let alert = Uuid::from_u128(9);
+        let existing = propose_now(db, &block(alert, "198.51.100.1"))
+            .await
+            .unwrap();
+        // Already proposed, twice in the batch, and 449 new ones (more than a chunk).
+        let mut news = vec![block(alert, "198.51.100.1")];
+        for i in 0..449u32 {
+            news.push(block(alert, &format!("10.9.{}.{}", i / 200, i % 200 + 1)));
+        }
+        news.push(block(alert, "10.9.0.1"));
+        let refs: Vec<&NewAction> = news.iter().collect();
+        let txn = db.begin().await.unwrap();
+        let created = actions::propose_many(&txn, &refs, Utc::now())
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        assert_eq!(created.len(), 449, "{}", t.backend);
+        assert!(!created.iter().any(|a| a.id == existing.id));
+
+        // One of them rejected first: the bulk approval leaves it rejected.
+        transition_now(
+            db,
+            &created[0].id,
+            ActionState::Rejected,
+            "user:bob",
+            Change::default(),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        let moves: Vec<actions::Move> = created
+            .iter()
+            .map(|a| actions::Move {
+                id: a.id.clone(),
+                change: Change {
+                    detail: Some("bulk".into()),
+                    ..Change::default()
+                },
+            })
+            .chain(std::iter::once(actions::Move {
+                id: "no-such-action".into(),
+                change: Change::default(),
+            }))
+            .collect();
+        let txn = db.begin().await.unwrap();
+        let moved = actions::transition_many(
+            &txn,
+            &moves,
+            ActionState::Approved,
+            "user:alice",
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        txn.commit().await.unwrap();
+        assert_eq!(moved.len(), 448, "{}", t.backend);
+        assert!(moved
+            .iter()
+            .all(|a| a.state == "approved" && a.reason.as_deref() == Some("bulk")));
+        let h = history(db, &created[1].id).await.unwrap();
+        assert_eq!(h.len(), 2);
+        assert_eq!(h[1].from_state.as_deref(), Some("proposed"));
+        assert_eq!(h[1].actor, "user:alice");
+        assert_eq!(history(db, &created[0].id).await.unwrap().len(), 2);
+        // 1 + 449 proposals, 1 rejection, 448 approvals: each its entry, in one chain.
+        assert_eq!(audit::verify(db).await, Ok(899), "{}", t.backend);
     }
 }

@@ -185,21 +185,36 @@ pub async fn run(args: ResponseBenchArgs) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let total = started.elapsed();
-    let applied_at: HashMap<String, DateTime<Utc>> = action_transition::Entity::find()
-        .filter(action_transition::Column::ToState.eq("applied"))
-        .all(&pipeline.db)
-        .await?
-        .into_iter()
-        .map(|t| (t.action_id, t.at))
-        .collect();
-    let mut ms: Vec<f64> = applied
-        .iter()
-        .filter_map(|a| {
-            let done = applied_at.get(&a.id)?;
-            Some((*done - a.created_at).num_microseconds()? as f64 / 1000.0)
-        })
-        .collect();
-    ms.sort_by(|a, b| a.total_cmp(b));
+    let at = |state: &'static str| {
+        let db = pipeline.db.clone();
+        async move {
+            let rows = action_transition::Entity::find()
+                .filter(action_transition::Column::ToState.eq(state))
+                .all(&db)
+                .await?;
+            anyhow::Ok(
+                rows.into_iter()
+                    .map(|t| (t.action_id, t.at))
+                    .collect::<HashMap<String, DateTime<Utc>>>(),
+            )
+        }
+    };
+    let (dispatched_at, applied_at) = (at("dispatched").await?, at("applied").await?);
+    let span = |from: &dyn Fn(&action::Model) -> Option<DateTime<Utc>>,
+                to: &HashMap<String, DateTime<Utc>>| {
+        let mut ms: Vec<f64> = applied
+            .iter()
+            .filter_map(|a| {
+                let end = to.get(&a.id)?;
+                Some((*end - from(a)?).num_microseconds()? as f64 / 1000.0)
+            })
+            .collect();
+        ms.sort_by(|a, b| a.total_cmp(b));
+        ms
+    };
+    let ms = span(&|a| Some(a.created_at), &applied_at);
+    let to_dispatch = span(&|a| Some(a.created_at), &dispatched_at);
+    let to_apply = span(&|a| dispatched_at.get(&a.id).copied(), &applied_at);
     let _ = stop.send(true);
     let _ = agent.await;
     pipeline.wait().await?;
@@ -229,6 +244,13 @@ pub async fn run(args: ResponseBenchArgs) -> Result<()> {
         percentile(&ms, 0.99),
         ms.last().copied().unwrap_or(f64::NAN),
         ms.len()
+    );
+    println!(
+        "    of which stored -> dispatched: p50 {:.0} ms, p99 {:.0} ms; dispatched -> applied: p50 {:.0} ms, p99 {:.0} ms",
+        percentile(&to_dispatch, 0.5),
+        percentile(&to_dispatch, 0.99),
+        percentile(&to_apply, 0.5),
+        percentile(&to_apply, 0.99)
     );
     println!("  replay to last applied: {:.1} s", total.as_secs_f64());
     println!(

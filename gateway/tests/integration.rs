@@ -3,6 +3,7 @@
 mod alerts;
 mod auth;
 mod common;
+mod response;
 mod suppressions;
 mod tls;
 mod workflow;

@@ -1,73 +1,136 @@
-//! The gateway's command-signing key: 32 random bytes in hex, created on first start with
-//! mode 0600 and never logged. Agents get its public half when they enroll.
+//! `soc keys`: the gateway's command-signing keys. Rotation makes a new active key and keeps
+//! the old one trusted; a running gateway sends the new key set to every agent, signed by
+//! the old key they trust. Once every agent holds it (`soc keys list`), retire the old key.
 
-use anyhow::{Context, Result};
-use soc_core::command::CommandSigner;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use anyhow::{bail, Context, Result};
+use chrono::Utc;
+use clap::Subcommand;
+use sea_orm::TransactionTrait;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use soc_core::db::agent;
+use soc_core::response::audit::{self, AuditRecord};
+use soc_gateway::response::keyring;
 use std::path::Path;
 
-pub fn load_or_create(path: &Path) -> Result<CommandSigner> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let mode = std::fs::metadata(path)?.permissions().mode();
-            if mode & 0o077 != 0 {
-                tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "the signing key is readable by others; chmod 600 it");
+#[derive(Subcommand, Debug)]
+pub enum KeysCmd {
+    /// The signing keys, and which agents hold the current key set.
+    List,
+    /// Make a new active signing key; the old one stays trusted until it is retired.
+    Rotate,
+    /// Stop trusting a previous key. Refused while an enrolled agent has not adopted the
+    /// current key set (it would be left trusting no key), unless --force.
+    Retire {
+        key_id: String,
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+pub async fn run(cmd: KeysCmd, path: &Path, db: &DatabaseConnection) -> Result<()> {
+    match cmd {
+        KeysCmd::List => {
+            let ring = keyring::load_or_create(path)?;
+            println!("key set version {}", ring.version());
+            for (i, k) in ring.public_keys().iter().enumerate() {
+                let role = if i == 0 { "active" } else { "previous" };
+                println!("  {}  {role}", k.key_id);
             }
-            let bytes = hex_seed(text.trim())
-                .with_context(|| format!("{}: not a 64-digit hex key", path.display()))?;
-            Ok(CommandSigner::from_seed(&bytes))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut seed = [0u8; 32];
-            getrandom::getrandom(&mut seed)
-                .map_err(|e| anyhow::anyhow!("random generator: {e}"))?;
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
+            for a in agents(db).await? {
+                let held = a.keys_version.unwrap_or(0);
+                let state = if held >= ring.version() as i64 {
+                    "current"
+                } else {
+                    "behind"
+                };
+                println!("agent {} on {}: version {held} ({state})", a.id, a.host);
             }
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .with_context(|| format!("creating {}", path.display()))?;
-            let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
-            writeln!(f, "{hex}")?;
-            f.sync_all()?;
-            let signer = CommandSigner::from_seed(&seed);
-            tracing::info!(path = %path.display(), key_id = signer.key_id(), "created the command-signing key");
-            Ok(signer)
+            Ok(())
         }
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        KeysCmd::Rotate => {
+            let old = keyring::load_or_create(path)?;
+            let ring = keyring::rotate(path, Utc::now())?;
+            record(
+                db,
+                "keys.rotated",
+                ring.active().key_id(),
+                serde_json::json!({ "version": ring.version(), "previous": old.active().key_id() }),
+            )
+            .await?;
+            println!(
+                "new active key {} (version {}); {} stays trusted until `soc keys retire {}`",
+                ring.active().key_id(),
+                ring.version(),
+                old.active().key_id(),
+                old.active().key_id()
+            );
+            println!("a running gateway sends the new key set to its agents within a second");
+            Ok(())
+        }
+        KeysCmd::Retire { key_id, force } => {
+            let ring = keyring::load(path)?;
+            let behind: Vec<agent::Model> = agents(db)
+                .await?
+                .into_iter()
+                .filter(|a| a.keys_version.unwrap_or(0) < ring.version() as i64)
+                .collect();
+            if !behind.is_empty() && !force {
+                let names: Vec<String> = behind
+                    .iter()
+                    .map(|a| format!("{} on {}", a.id, a.host))
+                    .collect();
+                bail!(
+                    "{} agent(s) do not hold key set {} yet and would trust no key after this: {}; \
+                     wait until they connect, or pass --force and enroll them again",
+                    behind.len(),
+                    ring.version(),
+                    names.join(", ")
+                );
+            }
+            let ring = keyring::retire(path, &key_id, Utc::now())?;
+            record(
+                db,
+                "keys.retired",
+                &key_id,
+                serde_json::json!({ "version": ring.version(), "forced": force && !behind.is_empty() }),
+            )
+            .await?;
+            println!("retired {key_id}; key set version {}", ring.version());
+            Ok(())
+        }
     }
 }
 
-fn hex_seed(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
+async fn agents(db: &DatabaseConnection) -> Result<Vec<agent::Model>> {
+    agent::Entity::find()
+        .filter(agent::Column::RevokedAt.is_null())
+        .order_by_asc(agent::Column::Host)
+        .all(db)
+        .await
+        .context("reading the agents")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_key_is_created_private_then_reused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("k/response-signing.key");
-        let a = load_or_create(&path).unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let b = load_or_create(&path).unwrap();
-        assert_eq!(a.key_id(), b.key_id());
-        std::fs::write(&path, "nonsense").unwrap();
-        assert!(load_or_create(&path).is_err());
-    }
+/// Key changes go into the response audit chain beside every action.
+async fn record(
+    db: &DatabaseConnection,
+    kind: &str,
+    subject: &str,
+    detail: serde_json::Value,
+) -> Result<()> {
+    let txn = db.begin().await?;
+    audit::lock(&txn).await?;
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    audit::append(
+        &txn,
+        &AuditRecord {
+            actor: format!("cli:{user}"),
+            kind: kind.into(),
+            subject: subject.into(),
+            detail,
+        },
+        Utc::now(),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
 }

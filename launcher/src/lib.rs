@@ -56,6 +56,9 @@ pub enum Command {
     /// The audit log of response actions.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// The command-signing keys: list, rotate, retire.
+    #[command(subcommand)]
+    Keys(keys::KeysCmd),
     /// Print the effective configuration (defaults, file, environment, flags), secrets
     /// redacted.
     Config(ConfigCmd),
@@ -297,6 +300,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             users::run(cmd, &db).await
         }
         Command::CheckRules { dir } => check_rules(&dir),
+        Command::Keys(cmd) => {
+            let db = connect_db(&settings.database_url()).await?;
+            keys::run(cmd, &settings.signing_key_path(), &db).await
+        }
         Command::Audit(AuditCmd::Verify) => {
             let db = connect_db(&settings.database_url()).await?;
             match soc_core::response::audit::verify(&db).await {

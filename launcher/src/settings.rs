@@ -464,6 +464,14 @@ impl Settings {
         })
     }
 
+    /// The command-signing keyring's file.
+    pub fn signing_key_path(&self) -> PathBuf {
+        self.response
+            .signing_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("response-signing.key"))
+    }
+
     /// The gateway's side of response: the policy's limits and protected lists, the
     /// signing key (created when missing), the timing.
     pub fn response_service(
@@ -472,12 +480,9 @@ impl Settings {
         hub: std::sync::Arc<soc_gateway::AlertHub>,
     ) -> Result<soc_gateway::response::ResponseService> {
         let policy = self.response_policy()?;
-        let key_path = self
-            .response
-            .signing_key
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("response-signing.key"));
-        let signer = crate::keys::load_or_create(&key_path)?;
+        let key_path = self.signing_key_path();
+        let keyring = soc_gateway::response::keyring::load_or_create(&key_path)
+            .context("loading the command-signing keys")?;
         let r = &self.response;
         if r.command_validity_secs == 0 || r.command_validity_secs > 900 {
             anyhow::bail!(
@@ -495,9 +500,10 @@ impl Settings {
             )),
             enrollment_ttl: chrono::Duration::hours(i64::from(r.enrollment_hours.clamp(1, 168))),
         };
-        Ok(soc_gateway::response::ResponseService::new(
-            db, hub, config, signer,
-        ))
+        Ok(
+            soc_gateway::response::ResponseService::new(db, hub, config, keyring)
+                .with_keyring_file(key_path),
+        )
     }
 
     pub fn processor(&self) -> Result<soc_processor::ProcessorSettings> {

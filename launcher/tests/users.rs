@@ -123,3 +123,67 @@ async fn users_and_tokens_made_on_the_command_line_sign_in() {
         .expect("auth")
         .is_none());
 }
+
+/// `soc keys`: rotation keeps the old key until it is retired, a retirement that would
+/// strand an agent is refused, and both land in the audit chain.
+#[tokio::test]
+async fn signing_keys_rotate_and_retire_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let (ok, out, err) = soc(data, &["keys", "list"], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("key set version 1"), "{out}");
+    let first = out
+        .lines()
+        .find(|l| l.ends_with("active"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the active key")
+        .to_string();
+
+    let (ok, out, err) = soc(data, &["keys", "rotate"], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("version 2"), "{out}");
+    let (_, out, _) = soc(data, &["keys", "list"], None);
+    assert!(out.contains(&format!("{first}  previous")), "{out}");
+
+    // An enrolled agent still on version 1 would trust no key after the retirement.
+    let db = soc::connect_db(&format!("sqlite://{}/soc.sqlite", data.display()))
+        .await
+        .expect("db");
+    let (_, token) = soc_gateway::response::enrollment::create_token(
+        &db,
+        "web-1",
+        "admin",
+        chrono::Duration::hours(1),
+        chrono::Utc::now(),
+    )
+    .await
+    .expect("token");
+    soc_gateway::response::enrollment::enroll(&db, &token, "test", 1, chrono::Utc::now())
+        .await
+        .expect("enrolled");
+    let (ok, _, err) = soc(data, &["keys", "retire", &first], None);
+    assert!(!ok && err.contains("web-1"), "{err}");
+    let (_, out, _) = soc(data, &["keys", "list"], None);
+    assert!(out.contains("version 1 (behind)"), "{out}");
+    let (ok, out, err) = soc(data, &["keys", "retire", &first, "--force"], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("version 3"), "{out}");
+    let (_, out, _) = soc(data, &["keys", "list"], None);
+    assert!(!out.contains(&first), "{out}");
+
+    let (ok, out, err) = soc(data, &["audit", "verify"], None);
+    assert!(ok && out.contains("intact"), "{out}{err}");
+    let kinds: Vec<String> = {
+        use sea_orm::EntityTrait;
+        soc_core::db::audit_entry::Entity::find()
+            .all(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    };
+    assert!(kinds.contains(&"keys.rotated".to_string()), "{kinds:?}");
+    assert!(kinds.contains(&"keys.retired".to_string()), "{kinds:?}");
+}

@@ -12,6 +12,7 @@ mod m20261203_000007_suppressions;
 mod m20261203_000008_alert_revisions;
 mod m20261203_000009_response;
 mod m20261203_000010_agents;
+mod m20261204_000011_agent_keys;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000008_alert_revisions::Migration),
             Box::new(m20261203_000009_response::Migration),
             Box::new(m20261203_000010_agents::Migration),
+            Box::new(m20261204_000011_agent_keys::Migration),
         ]
     }
 }

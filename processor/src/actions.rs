@@ -7,11 +7,11 @@ use crate::response::ResponsePolicy;
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 use soc_core::response::actions::{
-    action_id, auto_approved_since, propose, switch_enabled, transition, AUTO_APPROVER,
+    auto_approved_since, propose_many, switch_enabled, transition_many, Move, AUTO_APPROVER,
 };
 use soc_core::response::{ActionError, ActionState, Change, NewAction, ProposedBy};
 use soc_core::{ActionKind, Alert, Severity, VerdictSource};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -78,64 +78,78 @@ pub fn proposals(policy: &ResponsePolicy, alert: &Alert) -> Vec<Proposal> {
         ),
     };
     let host = alert.host_name.clone().unwrap_or_default();
-    t.actions
-        .iter()
-        .filter_map(|p| {
-            let action = policy.command(p.action, &p.target, alert)?;
-            let target_host = if p.action == ActionKind::IsolateHost {
-                p.target.clone()
-            } else {
-                host.clone()
+    let mut out = Vec::new();
+    for p in &t.actions {
+        let Some(action) = policy.command(p.action, &p.target, alert) else {
+            continue;
+        };
+        let hosts = if p.action == ActionKind::IsolateHost {
+            vec![(p.target.clone(), false)]
+        } else {
+            policy.hosts_for(p.action, &host)
+        };
+        for (target_host, routed) in hosts {
+            let new = NewAction {
+                alert_id: Some(alert.id),
+                action: action.clone(),
+                target: p.target.clone(),
+                target_field: p.target_field.clone(),
+                target_host,
+                proposed_by: by,
+                proposer: proposer.clone(),
+                routed,
             };
-            let id = action_id(Some(alert.id), action.kind(), &p.target);
-            Some(Proposal {
+            out.push(Proposal {
                 auto: by == ProposedBy::Policy && policy.auto_approves(p.action, alert.severity),
                 severity: alert.severity,
-                id,
-                new: NewAction {
-                    alert_id: Some(alert.id),
-                    action,
-                    target: p.target.clone(),
-                    target_field: p.target_field.clone(),
-                    target_host,
-                    proposed_by: by,
-                    proposer: proposer.clone(),
-                },
-            })
-        })
-        .collect()
+                id: new.id(),
+                new,
+            });
+        }
+    }
+    out
 }
 
 /// Records proposals in the caller's transaction and approves those the policy may;
-/// returns how many were new and how many of them were approved.
+/// returns how many were new and how many of them were approved. Written in bulk: an
+/// attack storm proposes hundreds in one batch.
 pub async fn record<C: ConnectionTrait>(
     txn: &C,
     proposals: &[Proposal],
     max_auto_per_minute: u32,
     now: DateTime<Utc>,
 ) -> Result<(u64, u64), ActionError> {
-    let (mut new, mut approved) = (0, 0);
-    for p in proposals {
-        let Some(created) = propose(txn, &p.new, now).await? else {
+    let news: Vec<&NewAction> = proposals.iter().map(|p| &p.new).collect();
+    let created = propose_many(txn, &news, now).await?;
+    let by_id: HashMap<Uuid, &Proposal> = proposals.iter().map(|p| (p.id, p)).collect();
+    let mut moves = Vec::new();
+    for a in &created {
+        let Some(p) = a.id.parse().ok().and_then(|id: Uuid| by_id.get(&id)) else {
             continue;
         };
-        new += 1;
         metrics::counter!("soc_actions_proposed_total", "kind" => p.new.action.kind(), "by" => p.new.proposed_by.as_str())
             .increment(1);
-        if !p.auto || !switch_enabled(txn).await? {
-            continue;
+        if p.auto {
+            moves.push((a.id.clone(), *p));
         }
-        let recent = auto_approved_since(txn, now - chrono::Duration::seconds(60)).await?;
-        if recent >= u64::from(max_auto_per_minute) {
-            metrics::counter!("soc_actions_auto_approval_capped_total").increment(1);
-            continue;
-        }
-        transition(
-            txn,
-            &created.id,
-            ActionState::Approved,
-            AUTO_APPROVER,
-            Change {
+    }
+    let new = created.len() as u64;
+    if moves.is_empty() || !switch_enabled(txn).await? {
+        return Ok((new, 0));
+    }
+    // Read under the audit lock (taken by the proposals above): no other writer moves it.
+    let recent = auto_approved_since(txn, now - chrono::Duration::seconds(60)).await?;
+    let room = u64::from(max_auto_per_minute).saturating_sub(recent) as usize;
+    if moves.len() > room {
+        metrics::counter!("soc_actions_auto_approval_capped_total")
+            .increment((moves.len() - room) as u64);
+        moves.truncate(room);
+    }
+    let moves: Vec<Move> = moves
+        .into_iter()
+        .map(|(id, p)| Move {
+            id,
+            change: Change {
                 detail: Some(format!(
                     "{} alert; the response policy approves {} automatically",
                     p.severity.as_str(),
@@ -143,12 +157,108 @@ pub async fn record<C: ConnectionTrait>(
                 )),
                 ..Change::default()
             },
-            now,
-        )
-        .await?;
-        approved += 1;
-        metrics::counter!("soc_actions_auto_approved_total", "kind" => p.new.action.kind())
-            .increment(1);
+        })
+        .collect();
+    let approved = transition_many(txn, &moves, ActionState::Approved, AUTO_APPROVER, now).await?;
+    for a in &approved {
+        metrics::counter!("soc_actions_auto_approved_total", "kind" => a.kind.clone()).increment(1);
     }
-    Ok((new, approved))
+    Ok((new, approved.len() as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::triage::TriageSettings;
+    use serde_json::json;
+    use std::path::Path;
+
+    fn brute_force() -> Alert {
+        let now = chrono::Utc::now();
+        let ev = json!({"event": {"category": ["authentication"], "outcome": "failure"},
+                        "source": {"ip": "203.0.113.9"}, "user": {"name": "root"},
+                        "host": {"hostname": "bastion"}});
+        let mut a = Alert {
+            id: Uuid::from_u128(7),
+            rule_id: "soc/ssh-bruteforce".into(),
+            title: "t".into(),
+            severity: Severity::Critical,
+            mitre: vec![],
+            group_by: "source.ip".into(),
+            group_key: "203.0.113.9".into(),
+            source_ip: Some("203.0.113.9".into()),
+            host_name: Some("bastion".into()),
+            count: 50,
+            first_seen: now,
+            last_seen: now,
+            evidence: vec![ev; 5],
+            revision: 1,
+            indicators: vec![],
+            triage: None,
+            created_at: now,
+            updated_at: now,
+        };
+        a.triage = Some(crate::triage::verdict::fallback(
+            &a,
+            "test",
+            &TriageSettings::default(),
+        ));
+        a
+    }
+
+    fn blocks(policy: &ResponsePolicy) -> Vec<(String, Uuid)> {
+        proposals(policy, &brute_force())
+            .into_iter()
+            .filter(|p| p.new.action.kind() == "block_ip")
+            .map(|p| (p.new.target_host, p.id))
+            .collect()
+    }
+
+    #[test]
+    fn a_block_goes_to_the_alert_host_or_to_the_hosts_the_policy_names() {
+        let own = blocks(&ResponsePolicy::default());
+        assert_eq!(own.len(), 1, "{own:?}");
+        assert_eq!(own[0].0, "bastion");
+
+        let text = include_str!("../policy/response.yaml");
+        let edge = ResponsePolicy::parse(
+            &format!("{text}\nroute:\n  block_ip: {{hosts: [edge-fw-1, edge-fw-2]}}\n"),
+            Path::new("edge.yaml"),
+        )
+        .unwrap();
+        let got = blocks(&edge);
+        let hosts: Vec<&str> = got.iter().map(|(h, _)| h.as_str()).collect();
+        assert_eq!(hosts, ["edge-fw-1", "edge-fw-2"]);
+        assert_ne!(got[0].1, got[1].1, "each host its own action");
+        assert!(!got.iter().any(|(_, id)| *id == own[0].1));
+
+        let both = ResponsePolicy::parse(
+            &format!("{text}\nroute:\n  block_ip: {{hosts: [edge-fw-1], alert_host: true}}\n"),
+            Path::new("both.yaml"),
+        )
+        .unwrap();
+        let got = blocks(&both);
+        assert_eq!(got.len(), 2);
+        // The alert host's action keeps its id: a policy change proposes it no second time.
+        assert_eq!(got[0], own[0]);
+        assert_eq!(got[1].0, "edge-fw-1");
+    }
+
+    #[test]
+    fn only_blocks_are_routed_and_only_to_host_names() {
+        let text = include_str!("../policy/response.yaml");
+        for (route, why) in [
+            ("lock_user: {hosts: [dc-1]}", "only block_ip"),
+            ("block_ip: {hosts: []}", "at least one host"),
+            ("block_ip: {hosts: ['-rf']}", "not a host name"),
+        ] {
+            let err = ResponsePolicy::parse(
+                &format!("{text}\nroute:\n  {route}\n"),
+                Path::new("bad.yaml"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(why), "{route}: {err}");
+        }
+    }
 }

@@ -8,7 +8,7 @@ use crate::rules::detection::{Detection, DetectionError};
 use ipnet::IpNet;
 use serde::Deserialize;
 use serde_json::Value;
-use soc_core::command::{Action, IpTarget};
+use soc_core::command::{valid_host_name, Action, IpTarget};
 use soc_core::{ActionKind, Alert, Severity};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -57,6 +57,16 @@ struct PolicyFile {
     enabled: bool,
     #[serde(default)]
     protected: ProtectedFile,
+    #[serde(default)]
+    route: BTreeMap<ActionKind, RouteFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteFile {
+    hosts: Vec<String>,
+    #[serde(default)]
+    alert_host: bool,
 }
 
 fn yes() -> bool {
@@ -132,7 +142,20 @@ pub struct ResponsePolicy {
     pub enabled: bool,
     protected_networks: Vec<IpNet>,
     protected_users: Vec<String>,
+    /// Kinds sent to named hosts' agents rather than (or besides) the alert's host.
+    route: BTreeMap<ActionKind, Route>,
 }
+
+#[derive(Debug, Clone)]
+struct Route {
+    hosts: Vec<String>,
+    alert_host: bool,
+}
+
+/// Only these mean the same on any host (a block is a block wherever the packet is
+/// dropped), so only these may be routed to hosts other than the alert's. A process id, an
+/// account or an isolation belongs to the host that was attacked.
+const ROUTABLE: [ActionKind; 1] = [ActionKind::BlockIp];
 
 /// Only these undo themselves (the kernel lifts a block when its TTL ends), so only these
 /// may be approved without a person.
@@ -219,7 +242,37 @@ impl ResponsePolicy {
                 "limits: a prefix is at most /32 (IPv4) or /128 (IPv6)".into(),
             ));
         }
+        let mut route = BTreeMap::new();
+        for (kind, r) in f.route {
+            if !ROUTABLE.contains(&kind) {
+                return Err(invalid(format!(
+                    "route: `{}` runs on the attacked host only; only block_ip can be routed \
+                     to other hosts",
+                    kind.as_str()
+                )));
+            }
+            if r.hosts.is_empty() {
+                return Err(invalid(format!(
+                    "route.{}: `hosts` names at least one host",
+                    kind.as_str()
+                )));
+            }
+            if let Some(bad) = r.hosts.iter().find(|h| !valid_host_name(h)) {
+                return Err(invalid(format!(
+                    "route.{}: `{bad}` is not a host name",
+                    kind.as_str()
+                )));
+            }
+            route.insert(
+                kind,
+                Route {
+                    hosts: r.hosts,
+                    alert_host: r.alert_host,
+                },
+            );
+        }
         Ok(ResponsePolicy {
+            route,
             propose,
             automatically,
             max_auto_per_minute: f.approve.max_per_minute,
@@ -228,6 +281,24 @@ impl ResponsePolicy {
             protected_networks,
             protected_users: f.protected.users,
         })
+    }
+
+    /// The hosts whose agents carry out `kind` for an alert on `alert_host`, each with
+    /// whether it is a host the policy named (rather than the alert's own).
+    pub fn hosts_for(&self, kind: ActionKind, alert_host: &str) -> Vec<(String, bool)> {
+        let Some(r) = self.route.get(&kind) else {
+            return vec![(alert_host.to_string(), false)];
+        };
+        let mut out: Vec<(String, bool)> = Vec::new();
+        if r.alert_host && !alert_host.is_empty() {
+            out.push((alert_host.to_string(), false));
+        }
+        for h in &r.hosts {
+            if !out.iter().any(|(o, _)| o == h) {
+                out.push((h.clone(), h != alert_host));
+            }
+        }
+        out
     }
 
     /// Networks no action may touch.

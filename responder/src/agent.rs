@@ -9,7 +9,8 @@ use chrono::Utc;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use soc_core::command::{AgentMessage, GatewayMessage, PublicKey, TrustedKeys};
+use soc_core::command::keys::SignedKeySet;
+use soc_core::command::{AgentMessage, GatewayMessage, PublicKey, SignedCommand, TrustedKeys};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
@@ -32,6 +33,9 @@ pub struct Identity {
     /// Never logged: `Debug` redacts it.
     pub credential: SecretString,
     pub keys: Vec<PublicKey>,
+    /// The version of the gateway's key set `keys` came from (0: enrolled before versions).
+    #[serde(default)]
+    pub keys_version: u64,
 }
 
 #[derive(Serialize)]
@@ -40,6 +44,7 @@ struct IdentityFile<'a> {
     host: &'a str,
     credential: &'a str,
     keys: &'a [PublicKey],
+    keys_version: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +81,7 @@ impl Identity {
         })
     }
 
-    fn save(&self, state_dir: &Path) -> Result<(), AgentError> {
+    pub fn save(&self, state_dir: &Path) -> Result<(), AgentError> {
         let path = identity_path(state_dir);
         let io = |source| AgentError::Identity {
             path: path.clone(),
@@ -88,6 +93,7 @@ impl Identity {
             host: &self.host,
             credential: self.credential.expose_secret(),
             keys: &self.keys,
+            keys_version: self.keys_version,
         })
         .map_err(|e| AgentError::IdentityFormat {
             path: path.clone(),
@@ -137,6 +143,8 @@ struct Enrolled {
     host: String,
     credential: SecretString,
     keys: Vec<PublicKey>,
+    #[serde(default)]
+    keys_version: u64,
 }
 
 /// Spends a one-time token at the gateway and stores the identity it returns.
@@ -178,6 +186,7 @@ pub async fn enroll(settings: &AgentSettings, token: &str) -> Result<Identity, A
         host: e.host,
         credential: e.credential,
         keys: e.keys,
+        keys_version: e.keys_version,
     };
     id.save(&settings.state_dir)?;
     Ok(id)
@@ -237,7 +246,7 @@ pub async fn executor(
 /// Runs until shutdown: connected when the gateway is there, enforcing either way.
 pub async fn run(
     settings: AgentSettings,
-    identity: Identity,
+    mut identity: Identity,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), AgentError> {
     let ex = Arc::new(executor(&settings, &identity).await?);
@@ -272,7 +281,7 @@ pub async fn run(
             return Ok(());
         }
         let started = tokio::time::Instant::now();
-        match session(&settings, &identity, &ex, tls.clone(), &mut shutdown).await {
+        match session(&settings, &mut identity, &ex, tls.clone(), &mut shutdown).await {
             Ok(()) => return Ok(()),
             Err(e) => warn!(error = %e, "disconnected from the gateway"),
         }
@@ -308,12 +317,46 @@ async fn send(tx: &mut Sink, msg: &AgentMessage) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// Adopts a key set the gateway sent if a key this agent trusts signed it and it is newer
+/// than the one held: stored first, then used. Returns the version adopted.
+fn adopt_keys(
+    settings: &AgentSettings,
+    identity: &mut Identity,
+    ex: &Executor,
+    signed: &SignedKeySet,
+) -> Option<u64> {
+    let set = match ex
+        .trusted_keys()
+        .accept_keyset(signed, identity.keys_version)
+    {
+        Ok(set) => set,
+        Err(e) => {
+            metrics::counter!("soc_agent_keysets_refused_total").increment(1);
+            warn!(error = %e, held = identity.keys_version, "key set from the gateway refused; keeping the keys held");
+            return None;
+        }
+    };
+    let keys = TrustedKeys::new(&set.keys).ok()?;
+    let before = (identity.keys.clone(), identity.keys_version);
+    identity.keys = set.keys.clone();
+    identity.keys_version = set.version;
+    // Stored before use: after a restart the agent trusts what it last adopted.
+    if let Err(e) = identity.save(&settings.state_dir) {
+        warn!(error = %e, "cannot store the new key set; keeping the keys held");
+        (identity.keys, identity.keys_version) = before;
+        return None;
+    }
+    ex.set_keys(keys);
+    info!(version = set.version, keys = ?ex.trusted_keys().key_ids(), "adopted the gateway's key set");
+    Some(set.version)
+}
+
 /// The most commands taken together into one run (one nftables transaction for blocks).
 const BATCH: usize = 5000;
 
 async fn session(
     settings: &AgentSettings,
-    identity: &Identity,
+    identity: &mut Identity,
     ex: &Executor,
     tls: Option<Arc<rustls::ClientConfig>>,
     shutdown: &mut watch::Receiver<bool>,
@@ -346,6 +389,7 @@ async fn session(
             version: VERSION.into(),
             host: identity.host.clone(),
             dry_run: settings.dry_run,
+            keys_version: identity.keys_version,
         },
     )
     .await?;
@@ -389,37 +433,69 @@ async fn session(
                 None => break,
             }
         }
-        handle(ex, &mut tx, texts).await?;
+        handle(settings, identity, ex, &mut tx, texts).await?;
     }
 }
 
-async fn handle(ex: &Executor, tx: &mut Sink, texts: Vec<String>) -> Result<(), String> {
+async fn handle(
+    settings: &AgentSettings,
+    identity: &mut Identity,
+    ex: &Executor,
+    tx: &mut Sink,
+    texts: Vec<String>,
+) -> Result<(), String> {
+    // Commands are checked together (one journal sync) up to the next message that must
+    // be handled in order, such as a new key set.
+    let mut pending: Vec<SignedCommand> = Vec::new();
     let mut run = Vec::new();
     for t in texts {
-        let now = Utc::now();
         match serde_json::from_str::<GatewayMessage>(&t) {
+            Ok(GatewayMessage::Command(signed)) => pending.push(signed),
             Ok(GatewayMessage::Welcome { agent, host }) => {
                 info!(agent = %agent, host = %host, "connected to the gateway");
             }
             Ok(GatewayMessage::Ack { command }) => ex.acknowledged(command).await,
-            Ok(GatewayMessage::Command(signed)) => match ex.check(&signed, now).await {
-                Checked::Done(reports) => {
-                    for r in reports {
-                        send(tx, &AgentMessage::Report(r)).await?;
-                    }
+            Ok(GatewayMessage::Keys(signed)) => {
+                check(ex, tx, std::mem::take(&mut pending), &mut run).await?;
+                if let Some(version) = adopt_keys(settings, identity, ex, &signed) {
+                    send(tx, &AgentMessage::KeysAdopted { version }).await?;
                 }
-                Checked::Run(a) => {
-                    // Said before running: a crash from here on is answered after restart.
-                    send(tx, &AgentMessage::Report(ex.accepted(&a, now))).await?;
-                    run.push(a);
-                }
-            },
+            }
             Err(e) => warn!(error = %e, "unreadable message from the gateway"),
         }
     }
+    check(ex, tx, pending, &mut run).await?;
     if !run.is_empty() {
         for r in ex.run(run, Utc::now()).await {
             send(tx, &AgentMessage::Report(r)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks commands, answers the refused and repeated ones, says `accepted` for the rest
+/// (before running: a crash from then on is answered after restart) and queues them.
+async fn check(
+    ex: &Executor,
+    tx: &mut Sink,
+    commands: Vec<SignedCommand>,
+    run: &mut Vec<crate::executor::Accepted>,
+) -> Result<(), String> {
+    if commands.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    for checked in ex.check_many(&commands, now).await {
+        match checked {
+            Checked::Done(reports) => {
+                for r in reports {
+                    send(tx, &AgentMessage::Report(r)).await?;
+                }
+            }
+            Checked::Run(a) => {
+                send(tx, &AgentMessage::Report(ex.accepted(&a, now))).await?;
+                run.push(a);
+            }
         }
     }
     Ok(())

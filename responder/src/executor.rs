@@ -67,6 +67,8 @@ pub enum Checked {
 
 pub struct Executor {
     cfg: ExecutorConfig,
+    /// The gateway keys trusted now: `cfg.keys` at start, then each key set adopted.
+    keys: std::sync::RwLock<TrustedKeys>,
     firewall: Firewall,
     journal: Mutex<Journal>,
 }
@@ -95,6 +97,7 @@ impl Executor {
         std::fs::create_dir_all(&cfg.state_dir).map_err(state)?;
         let journal = Journal::open(&cfg.state_dir.join("journal.jsonl"), now).map_err(state)?;
         let ex = Executor {
+            keys: std::sync::RwLock::new(cfg.keys.clone()),
             cfg,
             firewall,
             journal: Mutex::new(journal),
@@ -107,6 +110,17 @@ impl Executor {
 
     pub fn firewall(&self) -> &Firewall {
         &self.firewall
+    }
+
+    /// The gateway keys commands are checked against now.
+    pub fn trusted_keys(&self) -> TrustedKeys {
+        // Replaced whole, never left half-written: a poisoned lock still holds a valid set.
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the trusted keys (a key set the caller verified and stored).
+    pub fn set_keys(&self, keys: TrustedKeys) {
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
     }
 
     pub fn config(&self) -> &ExecutorConfig {
@@ -206,7 +220,57 @@ impl Executor {
     /// to run. A refusal, or the recorded outcome of a command delivered again, is answered
     /// at once.
     pub async fn check(&self, signed: &SignedCommand, now: DateTime<Utc>) -> Checked {
-        let command = match self.cfg.keys.verify(signed) {
+        self.check_many(std::slice::from_ref(signed), now)
+            .await
+            .pop()
+            .unwrap_or(Checked::Done(Vec::new()))
+    }
+
+    /// [`Executor::check`] for commands that arrived together, one answer each, in order:
+    /// the accepted ones go on disk with one sync before any of them is returned to run.
+    pub async fn check_many(&self, signed: &[SignedCommand], now: DateTime<Utc>) -> Vec<Checked> {
+        let keys = self.trusted_keys();
+        let gateway: Vec<IpAddr> = self.cfg.gateway.iter().map(|s| s.ip()).collect();
+        let passwd = std::fs::read_to_string(&self.cfg.passwd).unwrap_or_default();
+        let mut journal = self.journal.lock().await;
+        let mut out = Vec::with_capacity(signed.len());
+        let mut recorded = Vec::new();
+        for s in signed {
+            let checked = self.check_one(&keys, &mut journal, &gateway, &passwd, s, now);
+            if let Checked::Run(a) = &checked {
+                recorded.push(a.id);
+            }
+            out.push(checked);
+        }
+        if !recorded.is_empty() {
+            if let Err(e) = journal.sync() {
+                // Without the record a crash could run them twice: run none of them.
+                warn!(error = %e, commands = recorded.len(), "cannot sync the journal");
+                for c in &mut out {
+                    if let Checked::Run(a) = c {
+                        *c = Checked::Done(vec![self.report(
+                            a.id,
+                            ReportState::Failed,
+                            Some(format!("cannot record the command: {e}")),
+                            now,
+                        )]);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn check_one(
+        &self,
+        keys: &TrustedKeys,
+        journal: &mut Journal,
+        gateway: &[IpAddr],
+        passwd: &str,
+        signed: &SignedCommand,
+        now: DateTime<Utc>,
+    ) -> Checked {
+        let command = match keys.verify(signed) {
             Ok(c) => c,
             Err(r) => return self.refuse(signed.claimed_id(), r, now),
         };
@@ -221,7 +285,6 @@ impl Executor {
         ) {
             return self.refuse(command.id, r, now);
         }
-        let mut journal = self.journal.lock().await;
         let d = digest(&signed.payload);
         let rerun = match journal.seen(&command.nonce, &d) {
             Seen::Replayed => return self.refuse(command.id, Refusal::Replayed, now),
@@ -232,12 +295,10 @@ impl Executor {
             Seen::Again(None) => true,
             Seen::New => false,
         };
-        let gateway: Vec<IpAddr> = self.cfg.gateway.iter().map(|s| s.ip()).collect();
-        let passwd = std::fs::read_to_string(&self.cfg.passwd).unwrap_or_default();
         if let Err(r) = self
             .cfg
             .guard
-            .check(&command.action, &gateway, |u| lookup_account(&passwd, u))
+            .check(&command.action, gateway, |u| lookup_account(passwd, u))
         {
             return self.refuse(command.id, r, now);
         }
@@ -300,7 +361,7 @@ impl Executor {
             }
         }
         let mut journal = self.journal.lock().await;
-        batch
+        let reports = batch
             .iter()
             .zip(outcomes)
             .map(|(a, r)| {
@@ -334,7 +395,13 @@ impl Executor {
                 }
                 self.report(a.id, outcome.state, outcome.reason, now)
             })
-            .collect()
+            .collect();
+        // Unsynced outcomes lost in a crash only make their commands run again on
+        // redelivery, and every action is idempotent.
+        if let Err(e) = journal.sync() {
+            warn!(error = %e, "cannot sync the commands' outcomes");
+        }
+        reports
     }
 
     /// Checks a command and, when it passes, runs it. Returns the reports to send, in

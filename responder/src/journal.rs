@@ -1,6 +1,6 @@
 //! What the agent has accepted and how each command ended, on disk before anything runs.
 //!
-//! A nonce is recorded (and synced) before its command executes, so a command is never run
+//! A nonce is recorded (and synced, once per batch) before its command executes, so a command is never run
 //! twice, also across a crash: the same signed command delivered again is answered with its
 //! recorded outcome; a different command reusing the nonce is a replay. When the agent died
 //! between recording and finishing, the command runs again on redelivery: every action is
@@ -175,13 +175,21 @@ impl Journal {
         }
     }
 
+    /// Writes an entry; it is on disk after the next [`Journal::sync`].
     fn append(&mut self, e: &Entry) -> std::io::Result<()> {
         let line = serde_json::to_string(e)?;
-        self.file.write_all(format!("{line}\n").as_bytes())?;
+        self.file.write_all(format!("{line}\n").as_bytes())
+    }
+
+    /// Puts every entry written so far on disk. Callers sync once per batch of commands,
+    /// and before any of them runs: one sync each made the agent's disk the bottleneck of
+    /// an attack storm.
+    pub fn sync(&mut self) -> std::io::Result<()> {
         self.file.sync_data()
     }
 
-    /// Records a command as accepted; on disk when this returns.
+    /// Records a command as accepted; on disk after the next [`Journal::sync`], which must
+    /// come before the command runs.
     pub fn accept(
         &mut self,
         nonce: &str,
@@ -212,7 +220,9 @@ impl Journal {
         Ok(())
     }
 
-    /// Records that the gateway stored a command's outcome.
+    /// Records that the gateway stored a command's outcome. Never synced on its own: a lost
+    /// acknowledgement only makes the agent send the outcome again, which the gateway takes
+    /// as a repeat.
     pub fn acknowledge(&mut self, command: Uuid) -> std::io::Result<()> {
         let Some(nonce) = self.nonce_of.get(&command).cloned() else {
             return Ok(());
@@ -239,7 +249,7 @@ impl Journal {
         out
     }
 
-    /// Records how an accepted command ended.
+    /// Records how an accepted command ended (on disk after the next sync).
     pub fn finish(&mut self, command: Uuid, outcome: &Outcome) -> std::io::Result<()> {
         self.append(&Entry::Done {
             command,

@@ -10,119 +10,20 @@
 use chrono::Utc;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
 use common::{skip_reason, Netns};
+#[path = "common/api.rs"]
+mod api;
+use api::{attack, enroll_agent, spawn_agent, Api};
 #[path = "../../launcher/tests/support/browser.rs"]
 mod browser;
 
 const ADMIN_PASSWORD: &str = "response test passphrase";
 
 const HOST: &str = "victim-host";
-
-struct Api {
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.expect("request");
-        let status = res.status().as_u16();
-        let v = res.json().await.unwrap_or(Value::Null);
-        (status, v)
-    }
-    async fn get(&self, path: &str, token: &str) -> Value {
-        let (s, v) = self.call(reqwest::Method::GET, path, token, None).await;
-        assert_eq!(s, 200, "GET {path}: {v}");
-        v
-    }
-    async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
-        self.call(reqwest::Method::POST, path, token, Some(body))
-            .await
-    }
-
-    /// The action for `target`, once it is in `state`.
-    async fn wait_action(&self, token: &str, target: &str, state: &str, within: Duration) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let list = self.get("/api/actions?limit=500", token).await;
-            let found = list
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|a| a["target"] == target)
-                .cloned();
-            if let Some(a) = &found {
-                if a["state"] == state {
-                    return a.clone();
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "action on {target} never became {state}: {found:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-fn agent_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_soc-agent")
-}
-
-fn spawn_agent(config: &Path, log: &Path) -> Child {
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("agent log");
-    Command::new(agent_bin())
-        .args(["--config", &config.display().to_string(), "run"])
-        .stdout(Stdio::null())
-        .stderr(out)
-        .spawn()
-        .expect("soc-agent runs")
-}
-
-/// Six failed SSH logins from `ip` on the victim host, stamped now.
-async fn attack(pipeline: &soc::embedded::Pipeline, dir: &Path, ip: &str) {
-    let now = chrono::Local::now();
-    let lines: String = (0..6)
-        .map(|i| {
-            format!(
-                "{} {HOST} sshd[{}]: Failed password for invalid user admin{i} from {ip} port {} ssh2\n",
-                now.format("%b %e %H:%M:%S"),
-                4000 + i,
-                40000 + i
-            )
-        })
-        .collect();
-    let file = dir.join(format!("attack-{ip}.log"));
-    std::fs::write(&file, lines).unwrap();
-    soc_connectors::replay::replay(
-        &pipeline.log,
-        &soc_connectors::replay::ReplayConfig::new(&file),
-    )
-    .await
-    .expect("replay");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approved_block_reaches_the_attacked_host_and_its_result_comes_back() {
@@ -214,31 +115,13 @@ async fn an_approved_block_reaches_the_attacked_host_and_its_result_comes_back()
         .await;
     assert_eq!(s, 201, "{enr}");
     let token = enr["token"].as_str().unwrap().to_string();
-    let out = Command::new(agent_bin())
-        .args([
-            "--config",
-            &config.display().to_string(),
-            "enroll",
-            "--token",
-            &token,
-        ])
-        .output()
-        .unwrap();
+    let out = enroll_agent(&config, &token);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let again = Command::new(agent_bin())
-        .args([
-            "--config",
-            &config.display().to_string(),
-            "enroll",
-            "--token",
-            &token,
-        ])
-        .output()
-        .unwrap();
+    let again = enroll_agent(&config, &token);
     assert!(!again.status.success(), "a token enrolls once");
     let identity: Value =
         serde_json::from_str(&std::fs::read_to_string(state.join("identity.json")).unwrap())
@@ -250,15 +133,8 @@ async fn an_approved_block_reaches_the_attacked_host_and_its_result_comes_back()
         .await;
     assert_eq!(s, 401, "an agent credential read alerts");
     let mut agent = spawn_agent(&config, &log);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while api.get("/api/agents", &admin).await[0]["connected"] != true {
-        assert!(
-            Instant::now() < deadline,
-            "agent never connected: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    api.wait_agent(&admin, "connected", &log, |a| a["connected"] == true)
+        .await;
     let t0 = Instant::now();
     while !ns.reaches(&a2, &victim) {
         assert!(
@@ -269,7 +145,7 @@ async fn an_approved_block_reaches_the_attacked_host_and_its_result_comes_back()
     }
 
     // 1. Automatic: the brute force is blocked on the victim.
-    attack(&pipeline, dir.path(), &a2).await;
+    attack(&pipeline, dir.path(), HOST, &a2).await;
     let applied = api
         .wait_action(&admin, &a2, "applied", Duration::from_secs(30))
         .await;

@@ -14,6 +14,8 @@ pub struct Model {
     pub version: Option<String>,
     pub dry_run: bool,
     pub revoked_at: Option<DateTimeUtc>,
+    /// The gateway key set's version the agent last said it holds.
+    pub keys_version: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,6 +12,7 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// Where an action stands.
@@ -122,6 +123,26 @@ pub struct NewAction {
     pub target_host: String,
     pub proposed_by: ProposedBy,
     pub proposer: String,
+    /// Sent to a host the response policy names instead of the alert's own: the host is
+    /// part of the action's identity, so each named host gets its own action.
+    pub routed: bool,
+}
+
+impl NewAction {
+    /// The action's id: the same (alert, kind, target[, routed host]) always names the same
+    /// action.
+    pub fn id(&self) -> Uuid {
+        let kind = self.action.kind();
+        if self.routed {
+            action_id(
+                self.alert_id,
+                kind,
+                &format!("{}\n{}", self.target, self.target_host),
+            )
+        } else {
+            action_id(self.alert_id, kind, &self.target)
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -154,25 +175,7 @@ pub async fn propose<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<Option<action::Model>, ActionError> {
     let now = now.trunc_subsecs(3);
-    let kind = new.action.kind();
-    let id = action_id(new.alert_id, kind, &new.target).to_string();
-    let model = action::Model {
-        id: id.clone(),
-        alert_id: new.alert_id.map(|a| a.to_string()),
-        kind: kind.to_string(),
-        target: new.target.clone(),
-        target_field: new.target_field.clone(),
-        target_host: new.target_host.clone(),
-        params: serde_json::to_string(&new.action).unwrap_or_default(),
-        proposed_by: new.proposed_by.as_str().to_string(),
-        proposer: new.proposer.clone(),
-        state: ActionState::Proposed.as_str().to_string(),
-        reason: None,
-        agent_id: None,
-        created_at: now,
-        updated_at: now,
-        expires_at: None,
-    };
+    let model = new_model(new, now);
     audit::lock(txn).await?;
     let am: action::ActiveModel = model.clone().into();
     let inserted = action::Entity::insert(am)
@@ -200,41 +203,153 @@ async fn record<C: ConnectionTrait>(
     detail: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    action_transition::Entity::insert(action_transition::ActiveModel {
-        id: ActiveValue::NotSet,
-        action_id: ActiveValue::Set(a.id.clone()),
-        from_state: ActiveValue::Set(from.map(str::to_string)),
-        to_state: ActiveValue::Set(to.as_str().to_string()),
-        actor: ActiveValue::Set(actor.to_string()),
-        detail: ActiveValue::Set(detail.map(str::to_string)),
-        at: ActiveValue::Set(now),
-    })
-    .exec(txn)
-    .await?;
-    audit::append(
+    record_many(
         txn,
-        &AuditRecord {
+        &[Step {
+            action: a,
+            from: from.map(str::to_string),
             actor: actor.to_string(),
-            kind: format!("action.{}", to.as_str()),
-            subject: a.id.clone(),
-            detail: serde_json::json!({
-                "from": from,
-                "kind": a.kind,
-                "target": a.target,
-                "target_host": a.target_host,
-                "alert_id": a.alert_id,
-                "params": a.params,
-                "detail": detail,
-            }),
-        },
+            detail: detail.map(str::to_string),
+        }],
+        to,
         now,
     )
-    .await?;
-    Ok(())
+    .await
+}
+
+/// One action's step, for [`record_many`].
+struct Step<'a> {
+    action: &'a action::Model,
+    from: Option<String>,
+    actor: String,
+    detail: Option<String>,
+}
+
+/// The transition rows and audit entries of steps to `to`, in bulk.
+async fn record_many<C: ConnectionTrait>(
+    txn: &C,
+    steps: &[Step<'_>],
+    to: ActionState,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    for chunk in steps.chunks(200) {
+        action_transition::Entity::insert_many(chunk.iter().map(|s| {
+            action_transition::ActiveModel {
+                id: ActiveValue::NotSet,
+                action_id: ActiveValue::Set(s.action.id.clone()),
+                from_state: ActiveValue::Set(s.from.clone()),
+                to_state: ActiveValue::Set(to.as_str().to_string()),
+                actor: ActiveValue::Set(s.actor.clone()),
+                detail: ActiveValue::Set(s.detail.clone()),
+                at: ActiveValue::Set(now),
+            }
+        }))
+        .exec_without_returning(txn)
+        .await?;
+    }
+    let records: Vec<AuditRecord> = steps
+        .iter()
+        .map(|s| {
+            let a = s.action;
+            AuditRecord {
+                actor: s.actor.clone(),
+                kind: format!("action.{}", to.as_str()),
+                subject: a.id.clone(),
+                detail: serde_json::json!({
+                    "from": s.from,
+                    "kind": a.kind,
+                    "target": a.target,
+                    "target_host": a.target_host,
+                    "alert_id": a.alert_id,
+                    "params": a.params,
+                    "detail": s.detail,
+                }),
+            }
+        })
+        .collect();
+    audit::append_many(txn, &records, now).await
+}
+
+fn new_model(new: &NewAction, now: DateTime<Utc>) -> action::Model {
+    action::Model {
+        id: new.id().to_string(),
+        alert_id: new.alert_id.map(|a| a.to_string()),
+        kind: new.action.kind().to_string(),
+        target: new.target.clone(),
+        target_field: new.target_field.clone(),
+        target_host: new.target_host.clone(),
+        params: serde_json::to_string(&new.action).unwrap_or_default(),
+        proposed_by: new.proposed_by.as_str().to_string(),
+        proposer: new.proposer.clone(),
+        state: ActionState::Proposed.as_str().to_string(),
+        reason: None,
+        agent_id: None,
+        created_at: now,
+        updated_at: now,
+        expires_at: None,
+    }
+}
+
+/// [`propose`] for many: records those not proposed before, in the caller's transaction,
+/// with a few statements per few hundred; returns the new ones, in the order given.
+pub async fn propose_many<C: ConnectionTrait>(
+    txn: &C,
+    news: &[&NewAction],
+    now: DateTime<Utc>,
+) -> Result<Vec<action::Model>, ActionError> {
+    let now = now.trunc_subsecs(3);
+    audit::lock(txn).await?;
+    let mut created: Vec<(action::Model, String)> = Vec::new();
+    for chunk in news.chunks(200) {
+        let models: Vec<action::Model> = chunk.iter().map(|n| new_model(n, now)).collect();
+        // Under the audit lock nobody else proposes meanwhile: what exists now is all.
+        let existing: std::collections::HashSet<String> = action::Entity::find()
+            .filter(action::Column::Id.is_in(models.iter().map(|m| m.id.clone())))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        let mut fresh = Vec::new();
+        for (m, n) in models.into_iter().zip(chunk) {
+            if existing.contains(&m.id) || created.iter().any(|(c, _)| c.id == m.id) {
+                continue;
+            }
+            let actor = format!("{}:{}", n.proposed_by.as_str(), n.proposer);
+            fresh.push((m, actor));
+        }
+        if fresh.is_empty() {
+            continue;
+        }
+        action::Entity::insert_many(
+            fresh
+                .iter()
+                .map(|(m, _)| action::ActiveModel::from(m.clone())),
+        )
+        .on_conflict(
+            OnConflict::column(action::Column::Id)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+        created.extend(fresh);
+    }
+    let steps: Vec<Step> = created
+        .iter()
+        .map(|(m, actor)| Step {
+            action: m,
+            from: None,
+            actor: actor.clone(),
+            detail: None,
+        })
+        .collect();
+    record_many(txn, &steps, ActionState::Proposed, now).await?;
+    Ok(created.into_iter().map(|(m, _)| m).collect())
 }
 
 /// What a transition changes besides the state.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Change {
     pub detail: Option<String>,
     pub agent_id: Option<String>,
@@ -309,6 +424,103 @@ pub async fn transition_now(
     let a = transition(&txn, id, to, actor, change, now).await?;
     txn.commit().await?;
     Ok(a)
+}
+
+/// One action's move in [`transition_many`].
+#[derive(Debug, Clone)]
+pub struct Move {
+    pub id: String,
+    pub change: Change,
+}
+
+/// [`transition`] for many actions by one actor, in the caller's transaction, with a few
+/// statements per few hundred actions. Returns the moved actions; those whose state does
+/// not allow the move (or that do not exist) are left as they are.
+pub async fn transition_many<C: ConnectionTrait>(
+    txn: &C,
+    moves: &[Move],
+    to: ActionState,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<action::Model>, ActionError> {
+    let now = now.trunc_subsecs(3);
+    audit::lock(txn).await?;
+    let from: Vec<&str> = to.from_states().iter().map(|s| s.as_str()).collect();
+    let mut moved: Vec<(action::Model, String, Option<String>)> = Vec::new();
+    for chunk in moves.chunks(200) {
+        // Under the audit lock no other transition runs: the states read are the states.
+        let current: HashMap<String, String> = action::Entity::find()
+            .filter(action::Column::Id.is_in(chunk.iter().map(|m| m.id.clone())))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|a| (a.id, a.state))
+            .collect();
+        // Moves with the same change are one statement.
+        let mut groups: Vec<(&Change, Vec<String>)> = Vec::new();
+        for m in chunk {
+            if !current
+                .get(&m.id)
+                .is_some_and(|s| from.contains(&s.as_str()))
+            {
+                continue;
+            }
+            match groups.iter_mut().find(|(c, _)| **c == m.change) {
+                Some((_, ids)) => ids.push(m.id.clone()),
+                None => groups.push((&m.change, vec![m.id.clone()])),
+            }
+        }
+        let mut ids = Vec::new();
+        for (change, group) in groups {
+            let mut update = action::Entity::update_many()
+                .col_expr(action::Column::State, Expr::value(to.as_str()))
+                .col_expr(action::Column::UpdatedAt, Expr::value(now))
+                .filter(action::Column::Id.is_in(group.clone()))
+                .filter(action::Column::State.is_in(from.clone()));
+            if let Some(d) = &change.detail {
+                update = update.col_expr(action::Column::Reason, Expr::value(d.clone()));
+            }
+            if let Some(a) = &change.agent_id {
+                update = update.col_expr(action::Column::AgentId, Expr::value(a.clone()));
+            }
+            if let Some(e) = change.expires_at {
+                update =
+                    update.col_expr(action::Column::ExpiresAt, Expr::value(e.trunc_subsecs(3)));
+            }
+            update.exec(txn).await?;
+            ids.extend(group);
+        }
+        if ids.is_empty() {
+            continue;
+        }
+        let details: HashMap<&str, Option<String>> = chunk
+            .iter()
+            .map(|m| (m.id.as_str(), m.change.detail.clone()))
+            .collect();
+        for a in action::Entity::find()
+            .filter(action::Column::Id.is_in(ids))
+            .all(txn)
+            .await?
+        {
+            if a.state != to.as_str() {
+                continue;
+            }
+            let was = current.get(&a.id).cloned().unwrap_or_default();
+            let detail = details.get(a.id.as_str()).cloned().flatten();
+            moved.push((a, was, detail));
+        }
+    }
+    let steps: Vec<Step> = moved
+        .iter()
+        .map(|(a, was, detail)| Step {
+            action: a,
+            from: Some(was.clone()),
+            actor: actor.to_string(),
+            detail: detail.clone(),
+        })
+        .collect();
+    record_many(txn, &steps, to, now).await?;
+    Ok(moved.into_iter().map(|(a, _, _)| a).collect())
 }
 
 /// An action's transitions, oldest first.

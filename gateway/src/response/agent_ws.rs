@@ -8,7 +8,7 @@ use crate::error::ApiError;
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason, Message};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use soc_core::command::{AgentMessage, GatewayMessage};
 use std::future::{ready, Ready};
 use std::time::Duration;
@@ -32,6 +32,16 @@ impl FromRequest for AgentPrincipal {
                 .cloned()
                 .ok_or_else(|| ApiError::Unauthenticated.into()),
         )
+    }
+}
+
+async fn next_message(
+    stash: &mut Option<Option<Result<Message, actix_ws::ProtocolError>>>,
+    incoming: &mut actix_ws::MessageStream,
+) -> Option<Result<Message, actix_ws::ProtocolError>> {
+    match stash.take() {
+        Some(m) => m,
+        None => incoming.next().await,
     }
 }
 
@@ -65,6 +75,8 @@ pub async fn agent_ws(
         let mut last_heard = clock.now();
         let mut last_written = clock.now();
         let mut check = Box::pin(clock.sleep(CHECK_EVERY));
+        // A message read ahead while collecting reports, handled on the next turn.
+        let mut stash = None;
         let reason: Option<CloseReason> = loop {
             tokio::select! {
                 out = queue.recv() => match out {
@@ -79,13 +91,13 @@ pub async fn agent_ws(
                         description: Some("replaced by another connection or revoked".into()),
                     }),
                 },
-                msg = incoming.next() => match msg {
+                msg = next_message(&mut stash, &mut incoming) => match msg {
                     Some(Ok(Message::Text(text))) => {
                         last_heard = clock.now();
                         let now = chrono::Utc::now();
                         let parsed = serde_json::from_str::<AgentMessage>(&text);
                         match parsed {
-                            Ok(AgentMessage::Hello { version, host, dry_run }) => {
+                            Ok(AgentMessage::Hello { version, host, dry_run, keys_version }) => {
                                 if host != agent.host {
                                     warn!(agent = %id, enrolled = %agent.host, claims = %host, "agent claims another host");
                                     break Some(CloseReason {
@@ -93,7 +105,7 @@ pub async fn agent_ws(
                                         description: Some(format!("enrolled for host `{}`", agent.host)),
                                     });
                                 }
-                                if let Err(e) = enrollment::seen(&svc.db, &id, Some(&version), Some(dry_run), now).await {
+                                if let Err(e) = enrollment::seen(&svc.db, &id, Some(&version), Some(dry_run), Some(keys_version), now).await {
                                     warn!(agent = %id, error = %e, "cannot record the agent's hello");
                                 }
                                 last_written = clock.now();
@@ -101,30 +113,74 @@ pub async fn agent_ws(
                                 if !send(&mut session, &welcome, clock).await {
                                     break None;
                                 }
+                                // Keys before commands: a command signed by a key the agent
+                                // has not adopted yet would be refused.
+                                let ring = svc.keys();
+                                if keys_version < ring.version() {
+                                    let set = GatewayMessage::Keys(ring.signed_keyset(now));
+                                    if !send(&mut session, &set, clock).await {
+                                        break None;
+                                    }
+                                }
                                 if let Err(e) = dispatch::resend(&svc, &id, now).await {
                                     warn!(agent = %id, error = %e, "cannot resend unanswered commands");
                                 }
                                 svc.wake();
                             }
+                            Ok(AgentMessage::KeysAdopted { version }) => {
+                                info!(agent = %id, version, "agent adopted the key set");
+                                if let Err(e) = enrollment::seen(&svc.db, &id, None, None, Some(version), now).await {
+                                    warn!(agent = %id, error = %e, "cannot record the agent's key set");
+                                }
+                            }
                             Ok(AgentMessage::Heartbeat { .. }) => {
                                 if clock.since(last_written) >= Duration::from_secs(30) {
                                     last_written = clock.now();
-                                    if let Err(e) = enrollment::seen(&svc.db, &id, None, None, now).await {
+                                    if let Err(e) = enrollment::seen(&svc.db, &id, None, None, None, now).await {
                                         warn!(agent = %id, error = %e, "cannot record a heartbeat");
                                     }
                                 }
                             }
-                            Ok(AgentMessage::Report(r)) => match reports::handle(&svc, &id, &r, now).await {
-                                Ok(true) => {
-                                    if !send(&mut session, &GatewayMessage::Ack { command: r.command }, clock).await {
-                                        break None;
+                            Ok(AgentMessage::Report(r)) => {
+                                // Every report already here joins this one in a transaction;
+                                // the first other message waits for the next turn.
+                                let mut batch = vec![r];
+                                while batch.len() < reports::BATCH_MAX {
+                                    match incoming.next().now_or_never() {
+                                        Some(Some(Ok(Message::Text(t)))) => {
+                                            match serde_json::from_str::<AgentMessage>(&t) {
+                                                Ok(AgentMessage::Report(r)) => batch.push(r),
+                                                _ => {
+                                                    stash = Some(Some(Ok(Message::Text(t))));
+                                                    break;
+                                                }
+                                            }
+                                        }
+                                        Some(other) => {
+                                            stash = Some(other);
+                                            break;
+                                        }
+                                        None => break,
                                     }
-                                    svc.wake();
                                 }
-                                Ok(false) => {}
-                                // Not acknowledged: the agent sends it again.
-                                Err(e) => warn!(agent = %id, error = %e, "cannot store a report"),
-                            },
+                                match reports::handle_batch(&svc, &id, &batch, now).await {
+                                    Ok(acked) => {
+                                        let mut gone = false;
+                                        for command in acked {
+                                            if !send(&mut session, &GatewayMessage::Ack { command }, clock).await {
+                                                gone = true;
+                                                break;
+                                            }
+                                        }
+                                        if gone {
+                                            break None;
+                                        }
+                                        svc.wake();
+                                    }
+                                    // Not acknowledged: the agent sends them again.
+                                    Err(e) => warn!(agent = %id, error = %e, reports = batch.len(), "cannot store reports"),
+                                }
+                            }
                             Err(e) => {
                                 warn!(agent = %id, error = %e, "unreadable message from agent");
                             }

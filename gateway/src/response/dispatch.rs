@@ -9,7 +9,7 @@ use sea_orm::{
 };
 use soc_core::command::{Action, Command, GatewayMessage, SignedCommand};
 use soc_core::db::{action, agent, agent_command};
-use soc_core::response::actions::{switch_enabled, transition, transition_now};
+use soc_core::response::actions::{switch_enabled, transition_many, transition_now, Move};
 use soc_core::response::{ActionError, ActionState, Change};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -42,6 +42,9 @@ pub async fn run(svc: Arc<ResponseService>, mut shutdown: watch::Receiver<bool>)
                 if let Err(tokio::sync::broadcast::error::RecvError::Closed) = r {
                     alerts = svc.hub.subscribe();
                 }
+                // One pass covers every alert already here: a storm is not a pass per alert.
+                use tokio::sync::broadcast::error::TryRecvError;
+                while matches!(alerts.try_recv(), Ok(_) | Err(TryRecvError::Lagged(_))) {}
             }
             _ = svc.clock.sleep(TICK) => {}
         }
@@ -50,7 +53,8 @@ pub async fn run(svc: Arc<ResponseService>, mut shutdown: watch::Receiver<bool>)
 
 /// One pass: dispatch, deliver, expire.
 pub async fn tick(svc: &ResponseService, now: DateTime<Utc>) -> Result<(), ActionError> {
-    announce_proposals(svc).await?;
+    svc.reload_keys();
+    announce_proposals(svc, now).await?;
     let on = svc.config.enabled && switch_enabled(&svc.db).await?;
     if on {
         dispatch_approved(svc, now).await?;
@@ -103,7 +107,7 @@ fn sign(
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> SignedCommand {
-    svc.signer().sign(&Command {
+    svc.keys().active().sign(&Command {
         id,
         action_id: action_id.parse().unwrap_or(Uuid::nil()),
         agent: agent.to_string(),
@@ -145,27 +149,49 @@ pub(crate) async fn announce(svc: &ResponseService, a: action::Model) -> Result<
     Ok(())
 }
 
-/// Tells dashboards of proposals the processor recorded since the last look.
-async fn announce_proposals(svc: &ResponseService) -> Result<(), DbErr> {
-    let since = *svc
-        .announced_until
+/// How far back the dispatcher looks for proposals to announce. A proposal's time is taken
+/// before its transaction commits, so one can appear after a later one was announced.
+const ANNOUNCE_LOOKBACK: chrono::Duration = chrono::Duration::seconds(30);
+
+/// Tells dashboards of proposals the processor recorded and nobody announced yet.
+async fn announce_proposals(svc: &ResponseService, now: DateTime<Utc>) -> Result<(), DbErr> {
+    let from = now - ANNOUNCE_LOOKBACK;
+    // Keyset pages over (created_at, id): a storm records thousands in one millisecond.
+    let mut after: Option<(DateTime<Utc>, String)> = None;
+    loop {
+        let mut q = action::Entity::find()
+            .filter(action::Column::State.eq(ActionState::Proposed.as_str()))
+            .filter(action::Column::CreatedAt.gte(from));
+        if let Some((t, id)) = &after {
+            q = q.filter(
+                sea_orm::Condition::any()
+                    .add(action::Column::CreatedAt.gt(*t))
+                    .add(
+                        sea_orm::Condition::all()
+                            .add(action::Column::CreatedAt.eq(*t))
+                            .add(action::Column::Id.gt(id.clone())),
+                    ),
+            );
+        }
+        let page = q
+            .order_by_asc(action::Column::CreatedAt)
+            .order_by_asc(action::Column::Id)
+            .limit(1000)
+            .all(&svc.db)
+            .await?;
+        let full = page.len() == 1000;
+        after = page.last().map(|a| (a.created_at, a.id.clone()));
+        for a in page {
+            svc.publish_proposal(&ActionView::new(a, None));
+        }
+        if !full {
+            break;
+        }
+    }
+    svc.announced
         .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    let fresh = action::Entity::find()
-        .filter(action::Column::State.eq(ActionState::Proposed.as_str()))
-        .filter(action::Column::CreatedAt.gt(since))
-        .order_by_asc(action::Column::CreatedAt)
-        .limit(1000)
-        .all(&svc.db)
-        .await?;
-    if let Some(last) = fresh.last() {
-        *svc.announced_until
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = last.created_at;
-    }
-    for a in fresh {
-        svc.publish(&ActionView::new(a, None));
-    }
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|_, t| *t >= from);
     Ok(())
 }
 
@@ -209,31 +235,35 @@ async fn dispatch_approved(svc: &ResponseService, now: DateTime<Utc>) -> Result<
     }
     let mut sent = Vec::new();
     if !plan.is_empty() {
-        let txn = svc.db.begin().await?;
-        for (id, ag, cmd) in plan {
-            let moved = transition(
-                &txn,
-                &id,
-                ActionState::Dispatched,
-                GATEWAY,
-                Change {
+        let moves: Vec<Move> = plan
+            .iter()
+            .map(|(id, ag, _)| Move {
+                id: id.clone(),
+                change: Change {
                     detail: Some(format!("to agent {} on {}", ag.id, ag.host)),
                     agent_id: Some(ag.id.clone()),
                     ..Change::default()
                 },
-                now,
+            })
+            .collect();
+        let txn = svc.db.begin().await?;
+        // Rejected or dispatched meanwhile by another pass: left out, nothing to send.
+        let moved = transition_many(&txn, &moves, ActionState::Dispatched, GATEWAY, now).await?;
+        let mut commands: HashMap<String, agent_command::Model> =
+            plan.into_iter().map(|(id, _, cmd)| (id, cmd)).collect();
+        for a in moved {
+            if let Some(cmd) = commands.remove(&a.id) {
+                sent.push((a, cmd));
+            }
+        }
+        for chunk in sent.chunks(200) {
+            agent_command::Entity::insert_many(
+                chunk
+                    .iter()
+                    .map(|(_, cmd)| agent_command::ActiveModel::from(cmd.clone())),
             )
-            .await;
-            let moved = match moved {
-                Ok(m) => m,
-                // Rejected or dispatched meanwhile by another pass: nothing to do.
-                Err(ActionError::Transition { .. }) => continue,
-                Err(e) => return Err(e),
-            };
-            agent_command::Entity::insert(agent_command::ActiveModel::from(cmd.clone()))
-                .exec(&txn)
-                .await?;
-            sent.push((moved, cmd));
+            .exec_without_returning(&txn)
+            .await?;
         }
         txn.commit().await?;
     }

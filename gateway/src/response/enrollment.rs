@@ -23,14 +23,7 @@ pub struct AgentPrincipal {
     pub host: String,
 }
 
-/// A host name as agents report it: letters, digits, dots, dashes, underscores.
-pub fn valid_host(h: &str) -> bool {
-    !h.is_empty()
-        && h.len() <= 253
-        && !h.starts_with('-')
-        && h.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-}
+pub use soc_core::command::valid_host_name as valid_host;
 
 /// Makes a one-time token for `host`; returns the enrollment id and the token (shown once).
 pub async fn create_token(
@@ -85,6 +78,7 @@ pub async fn enroll(
     db: &DatabaseConnection,
     token: &str,
     version: &str,
+    keys_version: u64,
     now: DateTime<Utc>,
 ) -> Result<(agent::Model, String), EnrollError> {
     if !token.starts_with(ENROLL_PREFIX) {
@@ -129,6 +123,7 @@ pub async fn enroll(
         version: Some(version.chars().take(64).collect()),
         dry_run: false,
         revoked_at: None,
+        keys_version: Some(i64::try_from(keys_version).unwrap_or(i64::MAX)),
     };
     agent::Entity::insert(agent::ActiveModel::from(row.clone()))
         .exec(&txn)
@@ -206,6 +201,7 @@ pub async fn seen(
     agent_id: &str,
     version: Option<&str>,
     dry_run: Option<bool>,
+    keys_version: Option<u64>,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let mut am = agent::ActiveModel {
@@ -218,6 +214,9 @@ pub async fn seen(
     }
     if let Some(d) = dry_run {
         am.dry_run = ActiveValue::Set(d);
+    }
+    if let Some(k) = keys_version {
+        am.keys_version = ActiveValue::Set(Some(i64::try_from(k).unwrap_or(i64::MAX)));
     }
     agent::Entity::update(am).exec(db).await.map(|_| ())
 }

@@ -7,10 +7,12 @@
 //! - [`reports`]: what an agent says about a command.
 //! - [`agent_ws`]: the agents' WebSocket.
 //! - [`enrollment`]: one-time tokens and agent credentials.
+//! - [`keyring`]: the signing keys' file, rotation and retirement.
 
 pub mod agent_ws;
 pub mod dispatch;
 pub mod enrollment;
+pub mod keyring;
 pub mod reports;
 
 use crate::hub::AlertHub;
@@ -19,12 +21,13 @@ use ipnet::IpNet;
 use sea_orm::DatabaseConnection;
 use serde::Serialize;
 use soc_core::clock::Clock;
-use soc_core::command::{CommandSigner, GatewayMessage, PublicKey};
+use soc_core::command::keys::Keyring;
+use soc_core::command::{GatewayMessage, PublicKey};
 use soc_core::db::{action, action_transition, agent_command};
 use soc_core::response::Limits;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{mpsc, Notify};
 
 /// How response behaves at the gateway.
@@ -67,22 +70,24 @@ struct Link {
 /// Shared by the dispatcher, the agents' sessions and the action routes.
 pub struct ResponseService {
     pub config: ResponseConfig,
-    signer: CommandSigner,
+    keyring: RwLock<Arc<Keyring>>,
+    /// Where the keyring came from, watched for rotations; `None` for a ring given in code.
+    keyring_file: Option<keyring::KeyringFile>,
     pub db: DatabaseConnection,
     pub hub: Arc<AlertHub>,
     links: Mutex<HashMap<String, Link>>,
     next_session: AtomicU64,
     wake: Notify,
     pub clock: Clock,
-    /// The newest proposal announced: proposals the processor records are announced by
-    /// the dispatcher.
-    pub(crate) announced_until: Mutex<DateTime<Utc>>,
+    /// Proposals already announced, by id with their creation time: the dispatcher
+    /// announces what the processor records, the routes what they make.
+    pub(crate) announced: Mutex<HashMap<String, DateTime<Utc>>>,
 }
 
 impl std::fmt::Debug for ResponseService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseService")
-            .field("key_id", &self.signer.key_id())
+            .field("keyring", &self.keys())
             .finish_non_exhaustive()
     }
 }
@@ -163,18 +168,19 @@ impl ResponseService {
         db: DatabaseConnection,
         hub: Arc<AlertHub>,
         config: ResponseConfig,
-        signer: CommandSigner,
+        keyring: Keyring,
     ) -> Self {
         ResponseService {
             config,
-            signer,
+            keyring: RwLock::new(Arc::new(keyring)),
+            keyring_file: None,
             db,
             hub,
             links: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
             wake: Notify::new(),
             clock: Clock::System,
-            announced_until: Mutex::new(Utc::now()),
+            announced: Mutex::new(HashMap::new()),
         }
     }
 
@@ -183,13 +189,56 @@ impl ResponseService {
         self
     }
 
-    /// The keys agents trust (handed out at enrollment).
-    pub fn public_keys(&self) -> Vec<PublicKey> {
-        vec![self.signer.public_key()]
+    /// Watches the keyring's file: a rotation or retirement there reaches agents at once.
+    pub fn with_keyring_file(mut self, path: std::path::PathBuf) -> Self {
+        self.keyring_file = Some(keyring::KeyringFile::new(path));
+        self
     }
 
-    pub(crate) fn signer(&self) -> &CommandSigner {
-        &self.signer
+    /// The signing keys now.
+    pub fn keys(&self) -> Arc<Keyring> {
+        // Replaced whole, never left half-written: a poisoned lock still holds a valid ring.
+        self.keyring
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The keys agents trust (handed out at enrollment).
+    pub fn public_keys(&self) -> Vec<PublicKey> {
+        self.keys().public_keys()
+    }
+
+    /// Takes a new ring and sends its key set to every connected agent.
+    pub fn replace_keys(&self, ring: Keyring) {
+        let ring = Arc::new(ring);
+        *self.keyring.write().unwrap_or_else(|e| e.into_inner()) = ring.clone();
+        tracing::info!(
+            version = ring.version(),
+            active = ring.active().key_id(),
+            keys = ring.public_keys().len(),
+            "command-signing keys changed"
+        );
+        let set = ring.signed_keyset(chrono::Utc::now());
+        for link in self.links().values() {
+            // A full queue: the agent gets the set again when it reconnects.
+            let _ = link.tx.try_send(GatewayMessage::Keys(set.clone()));
+        }
+    }
+
+    /// Re-reads the keyring's file if it changed.
+    pub fn reload_keys(&self) {
+        let Some(file) = &self.keyring_file else {
+            return;
+        };
+        match file.reload_if_changed() {
+            Ok(Some(ring)) => self.replace_keys(ring),
+            Ok(None) => {}
+            Err(e) => {
+                metrics::counter!("soc_keyring_reload_errors_total").increment(1);
+                tracing::error!(error = %e, "cannot read the changed keyring; still signing with the keys loaded before");
+            }
+        }
     }
 
     /// Makes the dispatcher look at once (after an approval, a report, a connect).
@@ -239,6 +288,19 @@ impl ResponseService {
         match self.links().get(agent) {
             Some(l) => l.tx.try_send(msg).is_ok(),
             None => false,
+        }
+    }
+
+    /// Tells dashboards of a new proposal, once.
+    pub fn publish_proposal(&self, view: &ActionView) {
+        let first = self
+            .announced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(view.id.clone(), view.created_at)
+            .is_none();
+        if first {
+            self.publish(view);
         }
     }
 

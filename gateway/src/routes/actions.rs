@@ -111,6 +111,8 @@ pub struct CommandView {
     pub purpose: String,
     pub state: String,
     pub reason: Option<String>,
+    /// The id of the key that signed it.
+    pub key_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
@@ -147,6 +149,9 @@ pub async fn get(
         commands: commands
             .into_iter()
             .map(|c| CommandView {
+                key_id: serde_json::from_str::<soc_core::command::SignedCommand>(&c.signed)
+                    .ok()
+                    .map(|s| s.key_id),
                 id: c.id,
                 agent_id: c.agent_id,
                 purpose: c.purpose,
@@ -278,16 +283,21 @@ pub async fn create(
     if !valid_host(&host) {
         return Err(invalid(format!("`{host}` is not a host name")));
     }
-    let alert_id = match &b.alert_id {
+    // An action for a host other than the alert's is its own action (the same block on an
+    // edge firewall, say), not a duplicate of the one for the attacked host.
+    let (alert_id, routed) = match &b.alert_id {
         Some(a) => {
             let id = crate::routes::alerts::alert_id(a)?;
-            alert::Entity::find_by_id(id.clone())
+            let found = alert::Entity::find_by_id(id.clone())
                 .one(&svc.db)
                 .await?
                 .ok_or_else(|| ApiError::NotFound(format!("no alert {id}")))?;
-            Some(uuid::Uuid::parse_str(&id).map_err(|_| invalid("alert id".into()))?)
+            (
+                Some(uuid::Uuid::parse_str(&id).map_err(|_| invalid("alert id".into()))?),
+                found.host_name.as_deref() != Some(host.as_str()),
+            )
         }
-        None => None,
+        None => (None, false),
     };
     let now = Utc::now();
     let txn = svc.db.begin().await?;
@@ -301,6 +311,7 @@ pub async fn create(
             target_host: host,
             proposed_by: ProposedBy::Analyst,
             proposer: p.username.clone(),
+            routed,
         },
         now,
     )
@@ -319,7 +330,7 @@ pub async fn create(
     .await?;
     txn.commit().await?;
     let view = ActionView::new(created, None);
-    svc.publish(&view);
+    svc.publish_proposal(&view);
     Ok(HttpResponse::Created().json(view))
 }
 

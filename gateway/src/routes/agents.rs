@@ -73,6 +73,8 @@ pub struct Enrolled {
     /// The keys the agent accepts commands from.
     #[schema(value_type = Vec<Object>)]
     pub keys: Vec<PublicKey>,
+    /// The version of that key set: the agent adopts only newer ones.
+    pub keys_version: u64,
 }
 
 #[utoipa::path(post, path = "/api/agents/enroll", tag = "agents", request_body = EnrollBody, responses((status = 201, description = "The agent's id, credential and the gateway's keys", body = Enrolled), (status = 400, description = "Bad request", body = crate::error::Problem, content_type = "application/problem+json"), (status = 401, description = "Unknown, used or expired token", body = crate::error::Problem, content_type = "application/problem+json")))]
@@ -86,14 +88,24 @@ pub async fn enroll(
             "`token` or `version` is too long".into(),
         ));
     }
-    match enrollment::enroll(&svc.db, body.token.trim(), &body.version, Utc::now()).await {
+    let ring = svc.keys();
+    match enrollment::enroll(
+        &svc.db,
+        body.token.trim(),
+        &body.version,
+        ring.version(),
+        Utc::now(),
+    )
+    .await
+    {
         Ok((a, credential)) => {
             tracing::info!(agent = %a.id, host = %a.host, "agent enrolled");
             Ok(HttpResponse::Created().json(Enrolled {
                 agent_id: a.id,
                 host: a.host,
                 credential,
-                keys: svc.public_keys(),
+                keys: ring.public_keys(),
+                keys_version: ring.version(),
             }))
         }
         Err(EnrollError::Refused) => {
@@ -110,6 +122,8 @@ pub struct AgentView {
     pub host: String,
     pub version: Option<String>,
     pub dry_run: bool,
+    /// The version of the gateway's key set the agent holds.
+    pub keys_version: Option<i64>,
     pub connected: bool,
     pub last_seen: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -131,6 +145,7 @@ pub async fn list(svc: web::Data<ResponseService>) -> Result<HttpResponse, ApiEr
             host: a.host,
             version: a.version,
             dry_run: a.dry_run,
+            keys_version: a.keys_version,
             last_seen: a.last_seen,
             created_at: a.created_at,
             revoked_at: a.revoked_at,

@@ -64,7 +64,9 @@ pub fn response(db: &TestDb, hub: Arc<AlertHub>) -> Arc<soc_gateway::response::R
         db.conn.clone(),
         hub,
         soc_gateway::response::ResponseConfig::default(),
-        soc_core::command::CommandSigner::from_seed(&[9; 32]),
+        soc_core::command::keys::Keyring::single(soc_core::command::CommandSigner::from_seed(
+            &[9; 32],
+        )),
     ))
 }
 
