@@ -267,7 +267,7 @@ async fn record_many<C: ConnectionTrait>(
             }
         })
         .collect();
-    audit::append_many(txn, &records, now).await
+    audit::append_many(txn, &records, now).await.map(|_| ())
 }
 
 fn new_model(new: &NewAction, now: DateTime<Utc>) -> action::Model {
@@ -365,50 +365,23 @@ pub async fn transition<C: ConnectionTrait>(
     change: Change,
     now: DateTime<Utc>,
 ) -> Result<action::Model, ActionError> {
-    let now = now.trunc_subsecs(3);
-    audit::lock(txn).await?;
+    let moves = [Move {
+        id: id.to_string(),
+        change,
+    }];
+    if let Some(moved) = transition_many(txn, &moves, to, actor, now).await?.pop() {
+        return Ok(moved);
+    }
+    // Not moved: say why, from the state it is in (the audit lock is still held).
     let current = action::Entity::find_by_id(id.to_string())
         .one(txn)
         .await?
         .ok_or_else(|| ActionError::NotFound(id.to_string()))?;
-    let from: Vec<&str> = to.from_states().iter().map(|s| s.as_str()).collect();
-    let mut update = action::Entity::update_many()
-        .col_expr(action::Column::State, Expr::value(to.as_str()))
-        .col_expr(action::Column::UpdatedAt, Expr::value(now))
-        .filter(action::Column::Id.eq(id))
-        .filter(action::Column::State.is_in(from.clone()));
-    if let Some(d) = &change.detail {
-        update = update.col_expr(action::Column::Reason, Expr::value(d.clone()));
-    }
-    if let Some(a) = &change.agent_id {
-        update = update.col_expr(action::Column::AgentId, Expr::value(a.clone()));
-    }
-    if let Some(e) = change.expires_at {
-        update = update.col_expr(action::Column::ExpiresAt, Expr::value(e.trunc_subsecs(3)));
-    }
-    // Conditional on the state it was read in: of two racing transitions one wins.
-    if update.exec(txn).await?.rows_affected == 0 {
-        return Err(ActionError::Transition {
-            id: id.to_string(),
-            from: current.state,
-            to: to.as_str(),
-        });
-    }
-    let updated = action::Entity::find_by_id(id.to_string())
-        .one(txn)
-        .await?
-        .ok_or_else(|| ActionError::NotFound(id.to_string()))?;
-    record(
-        txn,
-        &updated,
-        Some(&current.state),
-        to,
-        actor,
-        change.detail.as_deref(),
-        now,
-    )
-    .await?;
-    Ok(updated)
+    Err(ActionError::Transition {
+        id: id.to_string(),
+        from: current.state,
+        to: to.as_str(),
+    })
 }
 
 /// [`transition`] in a transaction of its own.

@@ -79,58 +79,20 @@ pub async fn append<C: ConnectionTrait>(
     rec: &AuditRecord,
     at: DateTime<Utc>,
 ) -> Result<i64, DbErr> {
-    // Take the head's lock before reading it. The increment is bound as a 64-bit integer
-    // here and in `append_many`: PostgreSQL's cached statement for this text has one type.
-    audit_head::Entity::update_many()
-        .col_expr(
-            audit_head::Column::Seq,
-            Expr::col(audit_head::Column::Seq).add(1_i64),
-        )
-        .filter(audit_head::Column::Id.eq(1))
-        .exec(txn)
-        .await?;
-    let head = audit_head::Entity::find_by_id(1)
-        .one(txn)
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("audit_head".into()))?;
-    // The head still holds the previous entry's hash: it is replaced below.
-    let prev = head.hash;
-    let seq = head.seq;
-    // Stored and hashed at millisecond precision, which every backend keeps exactly.
-    let at = at.trunc_subsecs(3);
-    let detail = rec.detail.to_string();
-    let hash = entry_hash(&prev, seq, at, &rec.actor, &rec.kind, &rec.subject, &detail);
-    audit_entry::Entity::insert(audit_entry::ActiveModel {
-        seq: ActiveValue::Set(seq),
-        at: ActiveValue::Set(at),
-        actor: ActiveValue::Set(rec.actor.clone()),
-        kind: ActiveValue::Set(rec.kind.clone()),
-        subject: ActiveValue::Set(rec.subject.clone()),
-        detail: ActiveValue::Set(detail),
-        prev_hash: ActiveValue::Set(prev),
-        hash: ActiveValue::Set(hash.clone()),
-    })
-    .exec(txn)
-    .await?;
-    audit_head::Entity::update_many()
-        .col_expr(audit_head::Column::Hash, Expr::value(hash))
-        .filter(audit_head::Column::Id.eq(1))
-        .exec(txn)
-        .await?;
-    Ok(seq)
+    append_many(txn, std::slice::from_ref(rec), at).await
 }
 
 /// Appends entries in order inside the caller's transaction, with one read and two
-/// writes of the head and one insert per few hundred entries.
+/// writes of the head and one insert per few hundred entries; returns the last entry's
+/// sequence number (the head's, when there are none).
 pub async fn append_many<C: ConnectionTrait>(
     txn: &C,
     recs: &[AuditRecord],
     at: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    if recs.is_empty() {
-        return Ok(());
-    }
+) -> Result<i64, DbErr> {
     let n = recs.len() as i64;
+    // Taking the head's lock before reading it. The increment is always bound as a 64-bit
+    // integer: PostgreSQL's cached statement for this text has one parameter type.
     audit_head::Entity::update_many()
         .col_expr(
             audit_head::Column::Seq,
@@ -169,12 +131,15 @@ pub async fn append_many<C: ConnectionTrait>(
             .exec_without_returning(txn)
             .await?;
     }
+    if recs.is_empty() {
+        return Ok(head.seq);
+    }
     audit_head::Entity::update_many()
         .col_expr(audit_head::Column::Hash, Expr::value(prev))
         .filter(audit_head::Column::Id.eq(1))
         .exec(txn)
         .await?;
-    Ok(())
+    Ok(head.seq)
 }
 
 /// How the log was found tampered with.
