@@ -140,12 +140,29 @@ pub fn init_tracing(format: LogFormat) {
     }
 }
 
+/// The first Ctrl-C (or SIGTERM) asks every stage to finish what it holds and stop; a
+/// second Ctrl-C stops the process at once (what is durable stays durable: a restart
+/// resumes from the checkpoints, as after a crash).
 pub fn shutdown_on_ctrl_c() -> watch::Receiver<bool> {
+    use tokio::signal::unix::{signal, SignalKind};
     let (tx, rx) = watch::channel(false);
+    // Registered now, so a second signal right after the first is not missed.
+    let signals =
+        signal(SignalKind::interrupt()).and_then(|i| Ok((i, signal(SignalKind::terminate())?)));
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
+        let Ok((mut interrupt, mut terminate)) = signals else {
+            tracing::warn!("cannot listen for Ctrl-C; stop the process with SIGKILL");
+            return;
+        };
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("shutting down (Ctrl-C again to stop at once)");
         let _ = tx.send(true);
+        interrupt.recv().await;
+        eprintln!("stopped at once");
+        std::process::exit(130);
     });
     rx
 }
@@ -329,6 +346,10 @@ pub async fn up(settings: Settings, args: UpArgs) -> Result<()> {
         .with_context(|| format!("binding {}", settings.listen))?;
     let max_line_bytes = settings.ingest.max_line_bytes;
     let mut files = args.replay.clone();
+    // Before anything starts: a typo in a path is not a reason to start and then stop.
+    for f in &files {
+        std::fs::File::open(f).with_context(|| format!("--replay {}", f.display()))?;
+    }
     if args.demo {
         files.push(demo::write(&settings.data_dir)?);
     }
@@ -350,9 +371,18 @@ pub async fn up(settings: Settings, args: UpArgs) -> Result<()> {
             let mut config = soc_connectors::replay::ReplayConfig::new(file);
             config.lines_per_sec = rate;
             config.max_line_bytes = max_line_bytes;
-            let report = soc_connectors::replay::replay(&log, &config)
+            let report = soc_connectors::replay::replay_until(&log, &config, shutdown.clone())
                 .await
                 .with_context(|| format!("replaying {}", file.display()))?;
+            if report.stopped {
+                println!(
+                    "replay of {} stopped at byte {} after {} lines; the next `soc up --replay` resumes there",
+                    file.display(),
+                    report.position,
+                    report.lines
+                );
+                break;
+            }
             println!(
                 "replayed {} lines from {} (resumed from byte {})",
                 report.lines,

@@ -262,3 +262,65 @@ impl Drop for Waiter {
         let _ = self.0.wait();
     }
 }
+
+/// `soc up` with a `--replay` file that does not exist stops before it starts anything,
+/// naming the file; Ctrl-C during a replay stops the replay and the process, and says where
+/// the next replay resumes.
+#[test]
+fn a_missing_file_stops_the_start_and_ctrl_c_stops_a_replay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let up = |replay: &Path, out: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_soc"))
+            .current_dir(dir.path())
+            .args(["up", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+            .arg("--replay")
+            .arg(replay)
+            .args(["--replay-rate", "200", "--no-llm"])
+            .env("SOC_LOG", "warn")
+            .stdout(std::fs::File::create(out).expect("stdout file"))
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("soc up starts")
+    };
+
+    let out = dir.path().join("missing.out");
+    let started = Instant::now();
+    let (status, stderr) =
+        Waiter::new(up(&dir.path().join("no-such.log"), &out)).wait_for(Duration::from_secs(30));
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("no-such.log"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let printed = std::fs::read_to_string(&out).expect("stdout");
+    assert!(
+        !printed.contains("dashboard:"),
+        "served before failing: {printed}"
+    );
+
+    // Minutes of replay at 200 lines/s; Ctrl-C once it runs.
+    let log = dir.path().join("input.log");
+    write_log(&log);
+    let out = dir.path().join("replay.out");
+    let child = up(&log, &out);
+    let pid = child.id().to_string();
+    let waiter = Waiter::new(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .contains("dashboard:")
+    {
+        assert!(Instant::now() < deadline, "soc up never served");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let sent = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let (status, stderr) = waiter.wait_for(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}: {stderr}");
+    let printed = std::fs::read_to_string(&out).expect("stdout");
+    assert!(printed.contains("stopped at byte"), "{printed}");
+}

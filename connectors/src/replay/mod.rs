@@ -27,6 +27,8 @@ pub struct ReplayReport {
     pub resumed_from: u64,
     /// Byte position after the last produced line.
     pub position: u64,
+    /// Stopped before the end of the file (the next replay resumes at `position`).
+    pub stopped: bool,
 }
 
 /// Checkpoint name for a file: its canonical path, so the same file resumes wherever it is
@@ -37,6 +39,18 @@ pub fn checkpoint_name(path: &std::path::Path) -> String {
 }
 
 pub async fn replay(stream: &dyn LogStream, config: &ReplayConfig) -> Result<ReplayReport> {
+    // Never sent: this replay runs to the end of the file.
+    let (_keep, never) = tokio::sync::watch::channel(false);
+    replay_until(stream, config, never).await
+}
+
+/// [`replay`] that stops early once `stop` turns true (Ctrl-C): the lines read so far are
+/// produced and checkpointed, so the next replay of the file resumes there.
+pub async fn replay_until(
+    stream: &dyn LogStream,
+    config: &ReplayConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<ReplayReport> {
     let io_err = |source| Error::Io {
         path: config.path.display().to_string(),
         source,
@@ -60,7 +74,12 @@ pub async fn replay(stream: &dyn LogStream, config: &ReplayConfig) -> Result<Rep
     let started = config.clock.now();
     let mut last_progress = started;
     let mut truncated = 0u64;
+    let mut stopped = false;
     loop {
+        if *stop.borrow() {
+            stopped = true;
+            break;
+        }
         buf.clear();
         let (n, full) = read_line_limited(&mut reader, &mut buf, config.max_line_bytes)
             .await
@@ -115,7 +134,10 @@ pub async fn replay(stream: &dyn LogStream, config: &ReplayConfig) -> Result<Rep
         }
         if batch.len() >= config.batch_lines {
             lines += flush(stream, config, &mut batch, &name, position).await?;
-            pace(config, lines, started).await;
+            tokio::select! {
+                _ = pace(config, lines, started) => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
             if config.clock.since(last_progress) >= PROGRESS_EVERY {
                 last_progress = config.clock.now();
                 let secs = config.clock.since(started).as_secs_f64().max(1e-3);
@@ -136,6 +158,7 @@ pub async fn replay(stream: &dyn LogStream, config: &ReplayConfig) -> Result<Rep
         truncated,
         resumed_from,
         position,
+        stopped,
         "replay finished"
     );
     Ok(ReplayReport {
@@ -143,6 +166,7 @@ pub async fn replay(stream: &dyn LogStream, config: &ReplayConfig) -> Result<Rep
         truncated,
         resumed_from,
         position,
+        stopped,
     })
 }
 
