@@ -513,3 +513,63 @@ async fn analysts_work_alerts_in_the_dashboard_and_others_see_it_live() {
     let _ = stop.send(true);
     pipeline.wait().await.expect("clean shutdown");
 }
+
+/// The header counts every alert that matches, not only the newest 200 the list loads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_header_counts_alerts_beyond_the_loaded_page() {
+    use sea_orm::{EntityTrait, IntoActiveModel};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pipeline, stop) = support::start_without_model(dir.path(), Some(ADMIN_PASSWORD)).await;
+    let t = chrono::Utc::now();
+    let stored: Vec<_> = (0..217u32)
+        .map(|i| {
+            let ip = format!("198.18.{}.{}", i / 200, i % 200 + 1);
+            let a = soc_core::Alert {
+                id: soc_core::Alert::incident_id("soc/ssh-bruteforce", &ip, t),
+                rule_id: "soc/ssh-bruteforce".into(),
+                title: format!("SSH brute force: source.ip = {ip}"),
+                severity: soc_core::Severity::Medium,
+                mitre: vec!["T1110".into()],
+                group_by: "source.ip".into(),
+                group_key: ip.clone(),
+                source_ip: Some(ip),
+                host_name: Some("web".into()),
+                count: 5,
+                first_seen: t - chrono::Duration::seconds(i64::from(i)),
+                last_seen: t,
+                evidence: vec![],
+                revision: 5,
+                indicators: vec![],
+                triage: None,
+                created_at: t,
+                updated_at: t,
+            };
+            soc_core::db::alert::Model::from(&a).into_active_model()
+        })
+        .collect();
+    soc_core::db::alert::Entity::insert_many(stored)
+        .exec_without_returning(&pipeline.db)
+        .await
+        .expect("insert");
+
+    let mut browser = Browser::launch().await;
+    browser.open(&format!("http://{}/", pipeline.addr)).await;
+    browser
+        .wait_for("document.getElementById('signin').hidden", |v| v == false)
+        .await;
+    browser.sign_in("admin", ADMIN_PASSWORD).await;
+    browser
+        .wait_for("document.getElementById('counts').textContent", |v| {
+            v == "200 of 217 alerts shown"
+        })
+        .await;
+    assert_eq!(
+        browser
+            .eval("document.querySelectorAll('#alerts tr').length")
+            .await,
+        200
+    );
+    drop(browser);
+    let _ = stop.send(true);
+    pipeline.wait().await.expect("clean shutdown");
+}

@@ -5,7 +5,8 @@ use crate::error::ApiError;
 use crate::routes::rules::RuleCatalog;
 use actix_web::{web, HttpResponse};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use soc_core::db::alert;
@@ -97,6 +98,8 @@ pub struct AlertPage {
     pub alerts: Vec<AlertView>,
     /// Pass as `cursor` to get the next (older) page; absent on the last page.
     pub next_cursor: Option<String>,
+    /// How many alerts match the filters, on every page together.
+    pub total: u64,
 }
 
 /// An alert id from a request, in the form ids are stored in.
@@ -312,6 +315,7 @@ pub async fn list(
         Some(_) => return Err(ApiError::BadRequest("order must be asc or desc".into())),
     };
     let mut query = filtered(&q, &rules)?;
+    let total = query.clone().count(db.get_ref()).await?;
     let col = key.column();
     if let Some(c) = &q.cursor {
         let (v, id) = parse_cursor(c)?;
@@ -353,6 +357,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(AlertPage {
         alerts,
         next_cursor,
+        total,
     }))
 }
 

@@ -29,6 +29,7 @@ async fn alerts_are_listed_newest_first_with_keyset_pages() {
             .map(|a| a["source_ip"].as_str().expect("ip"))
             .collect();
         assert_eq!(ips, vec!["10.0.0.4", "10.0.0.3"], "{b}");
+        assert_eq!(page["total"], 5, "{b}: the total counts every page");
         let cursor = page["next_cursor"].as_str().expect("more pages");
 
         let mut seen = ips.len();
