@@ -349,8 +349,8 @@ pub(crate) async fn deliver(
 }
 
 /// Commands that never went out: to agents that are connected now. One whose validity ran
-/// out before it was ever sent is signed again (a new validity and nonce; no agent saw the
-/// old one).
+/// out, or whose key was retired, before it was ever sent is signed again (a new validity
+/// and nonce; no agent saw the old one).
 async fn deliver_pending(svc: &ResponseService, now: DateTime<Utc>) -> Result<(), DbErr> {
     let pending = agent_command::Entity::find()
         .filter(agent_command::Column::State.eq("pending"))
@@ -363,7 +363,7 @@ async fn deliver_pending(svc: &ResponseService, now: DateTime<Utc>) -> Result<()
         if !svc.connected(&cmd.agent_id) {
             continue;
         }
-        let cmd = if cmd.expires_at <= now {
+        let cmd = if cmd.expires_at <= now || !signed_by_current_key(svc, &cmd) {
             resign(svc, cmd, now).await?
         } else {
             cmd
@@ -371,6 +371,19 @@ async fn deliver_pending(svc: &ResponseService, now: DateTime<Utc>) -> Result<()
         deliver(svc, &cmd, now).await?;
     }
     Ok(())
+}
+
+/// Whether the key that signed a command is still in the keyring: one signed before its
+/// key was retired is signed again before it goes out (no agent saw it), since agents stop
+/// trusting a retired key.
+fn signed_by_current_key(svc: &ResponseService, cmd: &agent_command::Model) -> bool {
+    let Ok(signed) = serde_json::from_str::<SignedCommand>(&cmd.signed) else {
+        return false;
+    };
+    svc.keys()
+        .public_keys()
+        .iter()
+        .any(|k| k.key_id == signed.key_id)
 }
 
 async fn resign(
@@ -415,7 +428,9 @@ pub async fn resend(svc: &ResponseService, agent: &str, now: DateTime<Utc>) -> R
         .all(&svc.db)
         .await?;
     for cmd in open {
-        let cmd = if cmd.delivered_at.is_none() && cmd.expires_at <= now {
+        let cmd = if cmd.delivered_at.is_none()
+            && (cmd.expires_at <= now || !signed_by_current_key(svc, &cmd))
+        {
             resign(svc, cmd, now).await?
         } else {
             cmd

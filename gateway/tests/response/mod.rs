@@ -181,3 +181,77 @@ async fn reports_arriving_together_are_stored_together_and_only_for_the_sender()
     let n = soc_core::response::audit::verify(&db.conn).await.unwrap();
     assert!(n >= 3, "{n}");
 }
+
+/// A command waiting for its agent is signed again when its key was retired meanwhile (the
+/// agent would refuse it), and left as it is while its key is still trusted.
+#[tokio::test]
+async fn a_waiting_command_is_signed_again_once_its_key_is_retired() {
+    use soc_core::command::keys::Keyring;
+    use soc_core::command::{Command, CommandSigner, SignedCommand};
+    let db = TestDb::sqlite().await;
+    let svc = response(&db, Arc::new(AlertHub::default()));
+    let now = Utc::now();
+    record(&db, 0..1, now).await;
+    let a = action::Entity::find().one(&db.conn).await.unwrap().unwrap();
+    let old = CommandSigner::from_seed(&[9; 32]);
+    let new = CommandSigner::from_seed(&[10; 32]);
+    let id = Uuid::new_v4();
+    let signed = old.sign(&Command {
+        id,
+        action_id: a.id.parse().unwrap(),
+        agent: "agt-1".into(),
+        action: Action::BlockIp {
+            targets: vec!["198.18.0.1".parse().unwrap()],
+            ttl_secs: 600,
+        },
+        issued_at: now,
+        expires_at: now + Duration::minutes(5),
+        nonce: "0123456789abcdef0123".into(),
+    });
+    agent_command::Entity::insert(agent_command::ActiveModel::from(agent_command::Model {
+        id: id.to_string(),
+        action_id: a.id.clone(),
+        agent_id: "agt-1".into(),
+        purpose: "apply".into(),
+        signed: serde_json::to_string(&signed).unwrap(),
+        state: "pending".into(),
+        reason: None,
+        created_at: now,
+        expires_at: now + Duration::minutes(5),
+        delivered_at: None,
+        reported_at: None,
+    }))
+    .exec(&db.conn)
+    .await
+    .unwrap();
+    let stored = || async {
+        let row = agent_command::Entity::find_by_id(id.to_string())
+            .one(&db.conn)
+            .await
+            .unwrap()
+            .unwrap();
+        serde_json::from_str::<SignedCommand>(&row.signed).unwrap()
+    };
+
+    // Rotated: the old key is still trusted, the command stays as signed.
+    svc.replace_keys(Keyring::new(
+        2,
+        CommandSigner::from_seed(&[10; 32]),
+        vec![CommandSigner::from_seed(&[9; 32])],
+    ));
+    dispatch::resend(&svc, "agt-1", now).await.unwrap();
+    assert_eq!(stored().await, signed);
+
+    // Retired: signed again with the active key, the same command with a fresh nonce.
+    svc.replace_keys(Keyring::new(
+        3,
+        CommandSigner::from_seed(&[10; 32]),
+        Vec::new(),
+    ));
+    dispatch::resend(&svc, "agt-1", now).await.unwrap();
+    let again = stored().await;
+    assert_eq!(again.key_id, new.key_id());
+    let c: Command = serde_json::from_str(&again.payload).unwrap();
+    assert_eq!(c.id, id);
+    assert_ne!(c.nonce, "0123456789abcdef0123");
+}
