@@ -86,6 +86,13 @@ pub async fn start(opts: Options) -> Result<Pipeline> {
     // Before any stage counts anything: counts made without a recorder are lost.
     let _ = soc_gateway::metrics::recorder();
     let config = &opts.settings;
+    let mut settings = config.processor()?;
+    // A rule, a rule override or an indicator list that does not load stops the start
+    // here, before anything is opened or served, naming the file and the problem.
+    soc_processor::rules::load_rules(&settings.rules, &settings.rule_overrides)
+        .context("loading the rules")?;
+    soc_processor::ioc::IocSet::load(&settings.indicators)
+        .context("loading the indicator lists")?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let modules = ModuleRegistry::load(&config.assets.smartmodules()?)?;
@@ -105,7 +112,6 @@ pub async fn start(opts: Options) -> Result<Pipeline> {
         })?;
     crate::users::ensure_first_admin(config, &db).await?;
     let tls = config.tls_config()?;
-    let mut settings = config.processor()?;
     if let Some(t) = &opts.triage {
         settings.triage = t.clone();
     }

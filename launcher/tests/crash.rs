@@ -176,7 +176,7 @@ fn sigkill_mid_replay_loses_nothing_and_duplicates_nothing() {
 /// A stage that fails stops `soc up` at once with the error, even in the middle of a long
 /// replay: no live process that serves nothing.
 #[test]
-fn a_failed_stage_stops_the_process_with_its_error() {
+fn a_broken_rule_stops_the_start_before_anything_serves() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rules = dir.path().join("rules");
     std::fs::create_dir_all(&rules).expect("rules dir");
@@ -187,8 +187,9 @@ fn a_failed_stage_stops_the_process_with_its_error() {
     .expect("rule");
     let log = dir.path().join("input.log");
     write_log(&log);
+    let out = dir.path().join("stdout");
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_soc"))
+    let child = Command::new(env!("CARGO_BIN_EXE_soc"))
         .current_dir(dir.path())
         .args(["up", "--data-dir"])
         .arg(dir.path().join("data"))
@@ -197,18 +198,16 @@ fn a_failed_stage_stops_the_process_with_its_error() {
         .arg(&rules)
         .arg("--replay")
         .arg(&log)
-        // Minutes of replay: the failure must not wait for it.
-        .args(["--replay-rate", "100", "--no-llm", "--log-format", "json"])
+        .args(["--replay-rate", "100", "--no-llm"])
         .env("SOC_LOG", "warn")
-        .stdout(Stdio::null())
+        .stdout(std::fs::File::create(&out).expect("stdout file"))
         .stderr(Stdio::piped())
         .spawn()
         .expect("soc up starts");
-    let child = Waiter::new(out);
-    let (status, stderr) = child.wait_for(Duration::from_secs(30));
+    let (status, stderr) = Waiter::new(child).wait_for(Duration::from_secs(30));
     assert!(
         !status.success(),
-        "a failed stage must fail the process: {stderr}"
+        "a broken rule must fail the start: {stderr}"
     );
     assert!(
         started.elapsed() < Duration::from_secs(30),
@@ -218,6 +217,104 @@ fn a_failed_stage_stops_the_process_with_its_error() {
     assert!(
         stderr.contains("broken.yaml") && stderr.contains("missing"),
         "the error names the cause: {stderr}"
+    );
+    let printed = std::fs::read_to_string(&out).expect("stdout");
+    assert!(!printed.contains("dashboard:"), "served first: {printed}");
+    assert!(
+        !dir.path().join("data").join("log.redb").exists(),
+        "opened the stream first"
+    );
+
+    // An override for a rule that does not exist: the same.
+    let child = Command::new(env!("CARGO_BIN_EXE_soc"))
+        .current_dir(dir.path())
+        .args(["up", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args([
+            "--rule-override",
+            "soc/no-such-rule:threshold=3",
+            "--no-llm",
+        ])
+        .env("SOC_LOG", "warn")
+        .stdout(std::fs::File::create(&out).expect("stdout file"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("soc up starts");
+    let (status, stderr) = Waiter::new(child).wait_for(Duration::from_secs(30));
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("soc/no-such-rule"), "{stderr}");
+    let printed = std::fs::read_to_string(&out).expect("stdout");
+    assert!(!printed.contains("dashboard:"), "served first: {printed}");
+}
+
+/// The database goes away under a running `soc up` (on PostgreSQL, dropped): the processor
+/// gives up after its retries, and the process stops at once with the failure logged,
+/// instead of serving on as a zombie.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_stage_stops_the_process_with_its_error() {
+    use sea_orm::ConnectionTrait;
+    let Some(db) = soc_migrations::testing::TestDb::postgres().await else {
+        eprintln!("skipped: needs PostgreSQL (SOC_TEST_POSTGRES_URL)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("input.log");
+    write_log(&log);
+    let out = dir.path().join("stdout");
+    let child = Command::new(env!("CARGO_BIN_EXE_soc"))
+        .current_dir(dir.path())
+        .args(["up", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .arg("--replay")
+        .arg(&log)
+        // Half a minute of replay: the failure must not wait for it.
+        .args(["--replay-rate", "1000", "--no-llm", "--log-format", "json"])
+        .env("SOC_LOG", "warn")
+        .env("SOC_DATABASE_URL", &db.url)
+        .stdout(std::fs::File::create(&out).expect("stdout file"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("soc up starts");
+    let child = Waiter::new(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .contains("dashboard:")
+    {
+        assert!(Instant::now() < deadline, "soc up never served");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let name = db
+        .url
+        .rsplit('/')
+        .next()
+        .expect("database name")
+        .to_string();
+    db.conn.close_by_ref().await.ok();
+    let admin =
+        sea_orm::Database::connect(std::env::var("SOC_TEST_POSTGRES_URL").expect("admin url"))
+            .await
+            .expect("admin connection");
+    admin
+        .execute_unprepared(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .await
+        .expect("drop the database");
+    let dropped = Instant::now();
+    let (status, stderr) =
+        tokio::task::spawn_blocking(move || child.wait_for(Duration::from_secs(60)))
+            .await
+            .expect("waiter");
+    assert!(
+        !status.success(),
+        "a failed stage must fail the process: {stderr}"
+    );
+    assert!(
+        dropped.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        dropped.elapsed()
     );
     let logged = stderr
         .lines()
