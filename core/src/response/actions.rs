@@ -174,47 +174,7 @@ pub async fn propose<C: ConnectionTrait>(
     new: &NewAction,
     now: DateTime<Utc>,
 ) -> Result<Option<action::Model>, ActionError> {
-    let now = now.trunc_subsecs(3);
-    let model = new_model(new, now);
-    audit::lock(txn).await?;
-    let am: action::ActiveModel = model.clone().into();
-    let inserted = action::Entity::insert(am)
-        .on_conflict(
-            OnConflict::column(action::Column::Id)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(txn)
-        .await?;
-    if inserted == 0 {
-        return Ok(None);
-    }
-    let actor = format!("{}:{}", new.proposed_by.as_str(), new.proposer);
-    record(txn, &model, None, ActionState::Proposed, &actor, None, now).await?;
-    Ok(Some(model))
-}
-
-async fn record<C: ConnectionTrait>(
-    txn: &C,
-    a: &action::Model,
-    from: Option<&str>,
-    to: ActionState,
-    actor: &str,
-    detail: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    record_many(
-        txn,
-        &[Step {
-            action: a,
-            from: from.map(str::to_string),
-            actor: actor.to_string(),
-            detail: detail.map(str::to_string),
-        }],
-        to,
-        now,
-    )
-    .await
+    Ok(propose_many(txn, &[new], now).await?.pop())
 }
 
 /// One action's step, for [`record_many`].
