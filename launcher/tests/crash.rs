@@ -189,21 +189,20 @@ fn a_broken_rule_stops_the_start_before_anything_serves() {
     write_log(&log);
     let out = dir.path().join("stdout");
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_soc"))
-        .current_dir(dir.path())
-        .args(["up", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-        .arg("--rules-dir")
-        .arg(&rules)
-        .arg("--replay")
-        .arg(&log)
-        .args(["--replay-rate", "100", "--no-llm"])
-        .env("SOC_LOG", "warn")
-        .stdout(std::fs::File::create(&out).expect("stdout file"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("soc up starts");
+    let child = soc_up(
+        dir.path(),
+        &[
+            "--rules-dir".as_ref(),
+            rules.as_os_str(),
+            "--replay".as_ref(),
+            log.as_os_str(),
+            "--replay-rate".as_ref(),
+            "100".as_ref(),
+            "--no-llm".as_ref(),
+        ],
+        &[],
+        &out,
+    );
     let (status, stderr) = Waiter::new(child).wait_for(Duration::from_secs(30));
     assert!(
         !status.success(),
@@ -226,21 +225,16 @@ fn a_broken_rule_stops_the_start_before_anything_serves() {
     );
 
     // An override for a rule that does not exist: the same.
-    let child = Command::new(env!("CARGO_BIN_EXE_soc"))
-        .current_dir(dir.path())
-        .args(["up", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-        .args([
-            "--rule-override",
-            "soc/no-such-rule:threshold=3",
-            "--no-llm",
-        ])
-        .env("SOC_LOG", "warn")
-        .stdout(std::fs::File::create(&out).expect("stdout file"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("soc up starts");
+    let child = soc_up(
+        dir.path(),
+        &[
+            "--rule-override".as_ref(),
+            "soc/no-such-rule:threshold=3".as_ref(),
+            "--no-llm".as_ref(),
+        ],
+        &[],
+        &out,
+    );
     let (status, stderr) = Waiter::new(child).wait_for(Duration::from_secs(30));
     assert!(!status.success(), "{stderr}");
     assert!(stderr.contains("soc/no-such-rule"), "{stderr}");
@@ -262,30 +256,23 @@ async fn a_failed_stage_stops_the_process_with_its_error() {
     let log = dir.path().join("input.log");
     write_log(&log);
     let out = dir.path().join("stdout");
-    let child = Command::new(env!("CARGO_BIN_EXE_soc"))
-        .current_dir(dir.path())
-        .args(["up", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-        .arg("--replay")
-        .arg(&log)
-        // Half a minute of replay: the failure must not wait for it.
-        .args(["--replay-rate", "1000", "--no-llm", "--log-format", "json"])
-        .env("SOC_LOG", "warn")
-        .env("SOC_DATABASE_URL", &db.url)
-        .stdout(std::fs::File::create(&out).expect("stdout file"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("soc up starts");
+    // Half a minute of replay: the failure must not wait for it.
+    let child = soc_up(
+        dir.path(),
+        &[
+            "--replay".as_ref(),
+            log.as_os_str(),
+            "--replay-rate".as_ref(),
+            "1000".as_ref(),
+            "--no-llm".as_ref(),
+            "--log-format".as_ref(),
+            "json".as_ref(),
+        ],
+        &[("SOC_DATABASE_URL", &db.url)],
+        &out,
+    );
     let child = Waiter::new(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(&out)
-        .unwrap_or_default()
-        .contains("dashboard:")
-    {
-        assert!(Instant::now() < deadline, "soc up never served");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    tokio::task::block_in_place(|| wait_served(&out));
     tokio::time::sleep(Duration::from_secs(1)).await;
     let name = db
         .url
@@ -323,6 +310,35 @@ async fn a_failed_stage_stops_the_process_with_its_error() {
         .unwrap_or_else(|| panic!("logged as JSON when it happened: {stderr}"));
     assert_eq!(logged["level"], "ERROR");
     assert_eq!(logged["fields"]["stage"], "processor");
+}
+
+/// `soc up` in `dir` with its data under `dir/data`, a free port, warnings only on stderr
+/// (piped) and stdout into `out`, plus `args` and `envs`.
+fn soc_up(dir: &Path, args: &[&std::ffi::OsStr], envs: &[(&str, &str)], out: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_soc"))
+        .current_dir(dir)
+        .args(["up", "--data-dir"])
+        .arg(dir.join("data"))
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(args)
+        .env("SOC_LOG", "warn")
+        .envs(envs.iter().copied())
+        .stdout(std::fs::File::create(out).expect("stdout file"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("soc up starts")
+}
+
+/// Waits until `soc up` printed where it serves.
+fn wait_served(out: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .contains("dashboard:")
+    {
+        assert!(Instant::now() < deadline, "soc up never served");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// A child that is killed if it outlives the test's bound.
@@ -367,19 +383,18 @@ impl Drop for Waiter {
 fn a_missing_file_stops_the_start_and_ctrl_c_stops_a_replay() {
     let dir = tempfile::tempdir().expect("tempdir");
     let up = |replay: &Path, out: &Path| {
-        Command::new(env!("CARGO_BIN_EXE_soc"))
-            .current_dir(dir.path())
-            .args(["up", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-            .arg("--replay")
-            .arg(replay)
-            .args(["--replay-rate", "200", "--no-llm"])
-            .env("SOC_LOG", "warn")
-            .stdout(std::fs::File::create(out).expect("stdout file"))
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("soc up starts")
+        soc_up(
+            dir.path(),
+            &[
+                "--replay".as_ref(),
+                replay.as_os_str(),
+                "--replay-rate".as_ref(),
+                "200".as_ref(),
+                "--no-llm".as_ref(),
+            ],
+            &[],
+            out,
+        )
     };
 
     let out = dir.path().join("missing.out");
@@ -402,14 +417,7 @@ fn a_missing_file_stops_the_start_and_ctrl_c_stops_a_replay() {
     let child = up(&log, &out);
     let pid = child.id().to_string();
     let waiter = Waiter::new(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(&out)
-        .unwrap_or_default()
-        .contains("dashboard:")
-    {
-        assert!(Instant::now() < deadline, "soc up never served");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_served(&out);
     std::thread::sleep(Duration::from_secs(2));
     let sent = Command::new("kill")
         .args(["-INT", &pid])

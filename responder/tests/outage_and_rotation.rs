@@ -6,7 +6,7 @@
 //! Runs as root where `ip`, `nft` and `python3` exist; says why it is skipped otherwise.
 
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ mod common;
 use common::{run, skip_reason, Netns};
 #[path = "common/api.rs"]
 mod api;
-use api::{attack, enroll_agent, spawn_agent, Api};
+use api::{agent_setup, attack, enroll_agent, spawn_agent, Api};
 
 const HOST: &str = "edge-host";
 
@@ -123,28 +123,12 @@ async fn the_agent_enforces_through_an_outage_and_takes_a_rotated_key() {
 
     // The agent: over https, trusting the test's CA only; re-asserting its table every
     // second; nft inside the victim namespace.
-    let wrapper = dir.path().join("nft-in-victim.sh");
-    std::fs::write(
-        &wrapper,
-        format!("#!/bin/sh\nexec ip netns exec {} nft \"$@\"\n", ns.victim),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let state: PathBuf = dir.path().join("agent-state");
-    let config = dir.path().join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "gateway = \"{}\"\nca_cert = \"{}\"\nstate_dir = \"{}\"\nnft = [\"{}\"]\n\
-             heartbeat_secs = 1\nreassert_secs = 1\nmax_backoff_secs = 1\n",
-            api.base,
-            cert.display(),
-            state.display(),
-            wrapper.display()
-        ),
-    )
-    .unwrap();
+    let (config, state) = agent_setup(
+        dir.path(),
+        &api.base,
+        &ns.victim,
+        &format!("ca_cert = \"{}\"\nreassert_secs = 1\n", cert.display()),
+    );
     let log = dir.path().join("agent.log");
     let (s, enr) = api
         .post("/api/agents/enrollments", &admin, json!({"host": HOST}))

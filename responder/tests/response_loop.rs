@@ -9,7 +9,7 @@
 
 use chrono::Utc;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ mod common;
 use common::{skip_reason, Netns};
 #[path = "common/api.rs"]
 mod api;
-use api::{attack, enroll_agent, spawn_agent, Api};
+use api::{agent_setup, attack, enroll_agent, spawn_agent, Api};
 #[path = "../../launcher/tests/support/browser.rs"]
 mod browser;
 
@@ -83,30 +83,7 @@ async fn an_approved_block_reaches_the_attacked_host_and_its_result_comes_back()
 
     // The agent: its nft runs inside the victim namespace, slowly while `slow` exists.
     let slow = dir.path().join("slow");
-    let wrapper = dir.path().join("nft-in-victim.sh");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nif [ -e '{}' ]; then sleep 3; fi\nexec ip netns exec {} nft \"$@\"\n",
-            slow.display(),
-            ns.victim
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let state: PathBuf = dir.path().join("agent-state");
-    let config = dir.path().join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "gateway = \"{}\"\nstate_dir = \"{}\"\nnft = [\"{}\"]\nheartbeat_secs = 1\nreassert_secs = 5\nmax_backoff_secs = 1\n",
-            api.base,
-            state.display(),
-            wrapper.display()
-        ),
-    )
-    .unwrap();
+    let (config, state) = agent_setup(dir.path(), &api.base, &ns.victim, "reassert_secs = 5\n");
     let log = dir.path().join("agent.log");
 
     // Enrollment: a one-time token for the host, spent once.

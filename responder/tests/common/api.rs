@@ -2,7 +2,7 @@
 //! replayed into `soc up`.
 
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -95,6 +95,36 @@ impl Api {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// An agent set up in `dir` against `gateway`: its nft runs inside namespace `ns` (slowly,
+/// 3 s a call, while `dir/slow` exists); `extra` adds lines to its config. Returns the
+/// config file and the agent's state directory.
+pub fn agent_setup(dir: &Path, gateway: &str, ns: &str, extra: &str) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let wrapper = dir.join("nft-in-victim.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nif [ -e '{}' ]; then sleep 3; fi\nexec ip netns exec {ns} nft \"$@\"\n",
+            dir.join("slow").display()
+        ),
+    )
+    .expect("nft wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let state = dir.join("agent-state");
+    let config = dir.join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "gateway = \"{gateway}\"\nstate_dir = \"{}\"\nnft = [\"{}\"]\n\
+             heartbeat_secs = 1\nmax_backoff_secs = 1\n{extra}",
+            state.display(),
+            wrapper.display()
+        ),
+    )
+    .expect("agent config");
+    (config, state)
 }
 
 pub fn agent_bin() -> &'static str {
