@@ -15,28 +15,69 @@ pub const KIND_EVENT: &str = "event";
 /// a log line says cannot pass for the trailer.
 pub const TRUNCATED_TRAILER: &str = "soc.truncated_bytes=";
 
+/// Trailer giving the year of a line whose timestamp has none (an archive replayed with
+/// `--year`): `\n`, this prefix and the year.
+pub const YEAR_TRAILER: &str = "soc.year=";
+
+/// What the shipper knew about a line that the line itself does not say, carried in
+/// trailers after it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LineNotes {
+    /// The full size of a line that was cut.
+    pub truncated_bytes: Option<u64>,
+    /// The year of a timestamp written without one.
+    pub year: Option<i32>,
+}
+
 /// The raw record of a line cut to the size limit, tagged with its full size.
 pub fn truncated_record(cut: &[u8], full_bytes: u64) -> Vec<u8> {
     let mut v = Vec::with_capacity(cut.len() + TRUNCATED_TRAILER.len() + 21);
     v.extend_from_slice(cut);
-    v.push(b'\n');
-    v.extend_from_slice(TRUNCATED_TRAILER.as_bytes());
-    v.extend_from_slice(full_bytes.to_string().as_bytes());
+    push_trailer(&mut v, TRUNCATED_TRAILER, &full_bytes.to_string());
     v
+}
+
+/// Add the year trailer to a raw record.
+pub fn with_year(mut record: Vec<u8>, year: i32) -> Vec<u8> {
+    push_trailer(&mut record, YEAR_TRAILER, &year.to_string());
+    record
+}
+
+fn push_trailer(v: &mut Vec<u8>, prefix: &str, value: &str) {
+    v.push(b'\n');
+    v.extend_from_slice(prefix.as_bytes());
+    v.extend_from_slice(value.as_bytes());
+}
+
+/// A raw record's line and the notes trailing it. Text after the last `\n` that is not a
+/// known trailer belongs to the line.
+pub fn split_notes(raw: &str) -> (&str, LineNotes) {
+    let mut notes = LineNotes::default();
+    let mut line = raw;
+    while let Some((head, trailer)) = line.rsplit_once('\n') {
+        let trailer = trailer.trim_end_matches('\r');
+        if let Some(n) = trailer.strip_prefix(TRUNCATED_TRAILER) {
+            match n.parse() {
+                Ok(full) if notes.truncated_bytes.is_none() => notes.truncated_bytes = Some(full),
+                _ => break,
+            }
+        } else if let Some(y) = trailer.strip_prefix(YEAR_TRAILER) {
+            match y.parse() {
+                Ok(year) if notes.year.is_none() => notes.year = Some(year),
+                _ => break,
+            }
+        } else {
+            break;
+        }
+        line = head;
+    }
+    (line, notes)
 }
 
 /// A raw record's line, and the full size of the line when it was cut.
 pub fn split_truncated(raw: &str) -> (&str, Option<u64>) {
-    match raw.rsplit_once('\n') {
-        Some((line, trailer)) => match trailer
-            .strip_prefix(TRUNCATED_TRAILER)
-            .and_then(|n| n.trim_end_matches('\r').parse().ok())
-        {
-            Some(full) => (line, Some(full)),
-            None => (raw, None),
-        },
-        None => (raw, None),
-    }
+    let (line, notes) = split_notes(raw);
+    (line, notes.truncated_bytes)
 }
 
 /// One normalized event, serialized as JSON with ECS field names.
@@ -114,6 +155,15 @@ pub struct EventInfo {
     /// user; the processor does not join them yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequence: Option<u64>,
+    /// What wrote the line inside its program, when it says (PAM's module: `pam_unix`,
+    /// `pam_sss`): two modules that both log one attempt are two reports of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// How many attempts the line reports, when more than one: `message repeated 3 times`,
+    /// PAM's `2 more authentication failures`, dovecot's `auth failed, 3 attempts`. Rules
+    /// that count attempts (`count: attempts`) read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
     /// Severity as the source rates it (Suricata: 1 = high .. 3 = low).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub severity: Option<u32>,
@@ -355,5 +405,28 @@ impl Event {
 
     pub fn user_name(&self) -> Option<&str> {
         self.user.as_ref()?.name.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailers_come_off_in_any_order_and_only_known_ones() {
+        let rec = with_year(truncated_record(b"Feb 1 00:00:00 h x: y", 9000), 2019);
+        let raw = String::from_utf8(rec).expect("utf-8");
+        let (line, notes) = split_notes(&raw);
+        assert_eq!(line, "Feb 1 00:00:00 h x: y");
+        assert_eq!(notes.truncated_bytes, Some(9000));
+        assert_eq!(notes.year, Some(2019));
+        // Text after a newline that is not a trailer stays with the line.
+        let (line, notes) = split_notes("a\nsoc.year=abc");
+        assert_eq!((line, notes), ("a\nsoc.year=abc", LineNotes::default()));
+        let (line, notes) = split_notes("a\nb");
+        assert_eq!((line, notes.year), ("a\nb", None));
+        // A repeated trailer is not read twice.
+        let (line, notes) = split_notes("a\nsoc.year=2001\nsoc.year=2002");
+        assert_eq!((line, notes.year), ("a\nsoc.year=2001", Some(2002)));
     }
 }

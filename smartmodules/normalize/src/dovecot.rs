@@ -26,9 +26,21 @@ fn login(service: &str, msg: &str, ev: &mut Event) -> bool {
     let Some(ip) = ecs::kv(msg, "rip").filter(|ip| ecs::is_ip(ip)) else {
         return false;
     };
-    let failed = msg.contains("(auth failed,");
-    if failed {
+    let failed = msg.find("(auth failed, ");
+    if failed.is_none()
+        && (msg.contains("(proxy dest auth failed)") || msg.contains("plaintext auth)"))
+    {
+        // A proxy's backend refused the login; or a client sent a password in clear where
+        // that is refused, which bots do and mail clients do not.
         ecs::auth(ev, DATASET, "dovecot_auth_failure", FAILURE);
+    } else if let Some(at) = failed {
+        ecs::auth(ev, DATASET, "dovecot_auth_failure", FAILURE);
+        // `(auth failed, 3 attempts in 12 secs)`
+        let n = msg[at + 14..]
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse().ok());
+        ev.event.attempts = n.filter(|n| *n > 1);
     } else if msg.contains(": Login: ") {
         ecs::auth(ev, DATASET, "dovecot_login", SUCCESS);
     } else {
@@ -57,26 +69,40 @@ fn auth_worker(msg: &str, ev: &mut Event) -> bool {
         return false;
     }
     let lower_has = |needle: &str| msg.contains(needle);
-    let reason = if lower_has("unknown user") {
+    let reason = if lower_has("unknown user") || lower_has("User not known") {
         "unknown user"
-    } else if lower_has("assword mismatch") || lower_has("pam_authenticate() failed") {
+    } else if lower_has("assword mismatch")
+        || lower_has("pam_authenticate() failed")
+        || lower_has("invalid credentials")
+        || lower_has("Authentication failure")
+    {
         "password mismatch"
     } else {
         return false;
     };
-    // The last `driver(user,ip...)` group before the reason.
-    let Some(end) = msg.rfind("): ") else {
+    // The last `driver(user,ip...)` group: `pam(toto,1.1.1.1,<s>): ...`, or dovecot 2.3's
+    // prefix `auth(user,ip,sasl:login)<session>: Info: sql: Password mismatch`.
+    let group = msg.rmatch_indices('(').find_map(|(open, _)| {
+        let inner = &msg[open + 1..];
+        let close = inner.find(')')?;
+        let mut parts = inner[..close].split(',');
+        let user = parts.next()?;
+        let ip = parts.next().filter(|ip| ecs::is_ip(ip))?;
+        Some((user, ip))
+    });
+    let Some((user, ip)) = group else {
         return false;
     };
-    let Some(open) = msg[..end].rfind('(') else {
-        return false;
-    };
-    let mut parts = msg[open + 1..end].split(',');
-    let user = parts.next().unwrap_or("");
-    let Some(ip) = parts.next().filter(|ip| ecs::is_ip(ip)) else {
-        return false;
-    };
-    ecs::auth(ev, DATASET, "dovecot_auth_failure", FAILURE);
+    // `...: 2 Time(s)`: dovecot folded repeated lines into one.
+    if let Some(n) = msg
+        .strip_suffix(" Time(s)")
+        .and_then(|m| m.rsplit_once(": "))
+        .and_then(|(_, n)| n.parse::<u32>().ok())
+    {
+        ev.event.attempts = Some(n).filter(|n| *n > 1);
+    }
+    // The worker's line for an attempt the login process reports again: another kind.
+    ecs::auth(ev, DATASET, "dovecot_auth_rejected", FAILURE);
     ev.event.reason = Some(reason.to_string());
     ecs::source(ev, ip, None);
     if !user.is_empty() {

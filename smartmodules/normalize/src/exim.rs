@@ -27,7 +27,12 @@ fn client_port(s: &str, ip: &str) -> Option<u16> {
 }
 
 pub fn apply(msg: &str, ev: &mut Event) -> bool {
-    // Skip an optional message id (`1q2w3e-0004Ab-Cd `) before the text.
+    // Skip the process id (`[10099] `, log_selector +pid) and a message id
+    // (`1q2w3e-0004Ab-Cd `) before the text.
+    let msg = match msg.strip_prefix('[').and_then(|r| r.split_once("] ")) {
+        Some((pid, rest)) if pid.bytes().all(|b| b.is_ascii_digit()) => rest,
+        _ => msg,
+    };
     let text = match msg.split_once(' ') {
         Some((id, rest)) if id.len() >= 16 && id.bytes().filter(|b| *b == b'-').count() == 2 => {
             rest
@@ -50,6 +55,20 @@ pub fn apply(msg: &str, ev: &mut Event) -> bool {
         {
             ecs::user(ev, user);
         }
+        return true;
+    }
+    // `SMTP protocol error in "AUTH LOGIN" H=(ylmf-pc) [IP] AUTH command used when not
+    // advertised`: a password-spraying bot that does not wait to be offered AUTH.
+    if text.starts_with("SMTP protocol error in \"")
+        && text.contains("AUTH command used when not advertised")
+    {
+        let Some(ip) = client_ip(text) else {
+            return false;
+        };
+        ecs::auth(ev, DATASET, "smtp_auth_not_advertised", FAILURE);
+        ecs::service(ev, "smtp");
+        let port = client_port(text, ip).map(|p| p.to_string());
+        ecs::source(ev, ip, port.as_deref());
         return true;
     }
     if text.starts_with("H=") {

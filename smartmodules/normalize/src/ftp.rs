@@ -1,5 +1,5 @@
 //! FTP servers: vsftpd (syslog and `vsftpd.log`), proftpd (syslog and its own log) and
-//! pure-ftpd. Failed logins become `ftp_login` / `ftp_invalid_user` with the client address.
+//! pure-ftpd. Failed logins become `ftp_login` with the client address (and the reason).
 
 use crate::ecs::{self, is_ip, FAILURE, SUCCESS};
 use soc_core::event::Event;
@@ -85,7 +85,9 @@ pub fn proftpd(msg: &str, ev: &mut Event) -> bool {
     let what = &r[user_end..];
     let lower = what.to_ascii_lowercase();
     if lower.contains("no such user") {
-        login(ev, "proftpd", "ftp_invalid_user", FAILURE, ip, Some(user));
+        // One attempt like a wrong password: the same kind of line, for counting.
+        login(ev, "proftpd", "ftp_login", FAILURE, ip, Some(user));
+        ev.event.reason = Some("no such user".to_string());
     } else if lower.contains("login failed") || lower.contains("incorrect password") {
         login(ev, "proftpd", "ftp_login", FAILURE, ip, Some(user));
     } else if lower.contains("login successful") {
@@ -158,7 +160,8 @@ mod tests {
             (ev.user_name(), ev.source_ip()),
             (Some("sdf"), Some("1.1.1.1"))
         );
-        assert_eq!(ev.event.action.as_deref(), Some("ftp_invalid_user"));
+        assert_eq!(ev.event.action.as_deref(), Some("ftp_login"));
+        assert_eq!(ev.event.reason.as_deref(), Some("no such user"));
         let ev = run(
             proftpd,
             "mantis (192.168.1.142[192.168.1.142]): USER seb (Login failed): Incorrect password",

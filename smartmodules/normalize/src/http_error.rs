@@ -17,7 +17,40 @@ fn classify(msg: &str) -> (&'static str, Option<&'static str>, Option<&str>) {
             quoted_user(msg).or_else(|| apache_user(msg)),
         );
     }
-    if msg.contains("was not found in") || msg.contains("AH01618") {
+    // Apache 2.2 has no message ids: `user guest not found: /admin`.
+    // Digest authentication: an unknown user (`user \`x' in realm \`r' not found`), and
+    // the protocol failures of a client forging or replaying its answer (a stale or
+    // foreign nonce, a realm, algorithm or qop the server did not offer).
+    if msg.contains("' in realm `") && msg.contains("' not found") {
+        return (
+            "http_auth_failure",
+            Some(AUTHENTICATION),
+            apache_user(msg).or_else(|| digest_user(msg)),
+        );
+    }
+    if ["AH01777", "AH01788", "AH01789", "AH01793"]
+        .iter()
+        .any(|id| msg.contains(id))
+        || (msg.starts_with("Digest: ")
+            && (msg.contains("invalid nonce")
+                || msg.contains("realm mismatch")
+                || msg.contains("unknown algorithm")
+                || msg.contains("invalid qop")))
+    {
+        return ("http_auth_failure", Some(AUTHENTICATION), None);
+    }
+    // nginx's auth_pam module: `PAM: user 'x' - not authenticated: Authentication failure`.
+    if msg.contains("- not authenticated") {
+        let user = msg
+            .split_once("user '")
+            .and_then(|(_, r)| r.split('\'').next());
+        return ("http_auth_failure", Some(AUTHENTICATION), user);
+    }
+    if msg.contains("was not found in")
+        || msg.contains("AH01618")
+        || (msg.starts_with("user ") && msg.contains(" not found"))
+        || (msg.contains("AH01790") && msg.contains(" not found"))
+    {
         return (
             "http_auth_failure",
             Some(AUTHENTICATION),
@@ -31,21 +64,43 @@ fn classify(msg: &str) -> (&'static str, Option<&'static str>, Option<&str>) {
         return ("mail_auth_failure", Some(AUTHENTICATION), None);
     }
     if msg.contains("limiting requests") || msg.contains("limiting connections") {
+        // `limit_req_dry_run`: nothing was refused, the operator is only measuring.
+        if msg.contains(", dry run") {
+            return ("http_rate_limit_dry_run", None, None);
+        }
         return ("http_rate_limited", Some(WEB), None);
+    }
+    // ModSecurity (apache and nginx): `ModSecurity: Access denied with code 403 ...`.
+    if msg.contains("ModSecurity: Access denied") {
+        return ("http_waf_denied", Some(WEB), None);
     }
     if msg.contains("access forbidden by rule")
         || msg.contains("is forbidden")
         || msg.contains("client denied by server configuration")
+        || msg.contains("(13)Permission denied")
     {
         return ("http_access_forbidden", Some(WEB), None);
     }
+    // A script that is not there: apache's `script '/x.php' not found or unable to stat`,
+    // PHP-FPM's `Primary script unknown` (both a scanner's favourite errors).
     if msg.contains("is not found")
         || msg.contains("No such file")
         || msg.contains("File does not exist")
+        || msg.contains("not found or unable to stat")
+        || msg.contains("Primary script unknown")
     {
         return ("http_not_found", Some(WEB), None);
     }
+    if msg.contains("Invalid URI in request") || msg.contains("File name too long") {
+        return ("http_bad_request", Some(WEB), None);
+    }
     ("http_error", None, None)
+}
+
+/// `user \`x' in realm ...` (mod_auth_digest).
+fn digest_user(msg: &str) -> Option<&str> {
+    msg.split_once("user `")
+        .and_then(|(_, r)| r.split('\'').next())
 }
 
 /// nginx: `user "x" was not found in ...` / `user "x": password mismatch`.
@@ -56,9 +111,13 @@ fn quoted_user(msg: &str) -> Option<&str> {
 
 /// apache: `AH01618: user sss not found: /` / `AH01617: user bob: authentication failure`.
 fn apache_user(msg: &str) -> Option<&str> {
-    let r = msg.split_once(": user ")?.1;
+    let r = msg
+        .split_once(": user ")
+        .map(|(_, r)| r)
+        .or_else(|| msg.strip_prefix("user "))?;
     let end = r.find([' ', ':'])?;
-    Some(&r[..end])
+    // mod_auth_digest quotes it: ``backup'`.
+    Some(r[..end].trim_matches(['`', '\'']))
 }
 
 fn finish(
@@ -154,17 +213,29 @@ pub fn parse_nginx(line: &str) -> Option<Event> {
 
 /// `[Thu Oct 13 12:24:49.880562 2022] [auth_basic:error] [pid 10:tid 1] [client 31.33.58.75:50229] AH01618: user sss not found: /`
 pub fn parse_apache(line: &str) -> Option<Event> {
-    let (t, rest) = parse_ctime(line.strip_prefix('[')?)?;
-    let rest = rest.strip_prefix("] ")?;
-    let at = rest.find("[client ")?;
+    let inner = line.strip_prefix('[')?;
+    // Sent to syslog, the line has no time of its own: `[authz_core:error] [pid 1] ...`.
+    let (t, rest) = match parse_ctime(inner) {
+        Some((t, rest)) => (Some(t), rest.strip_prefix("] ")?),
+        None if inner.split(']').next()?.contains(':') => (None, line),
+        None => return None,
+    };
+    // `[remote ADDR]`: mod_remoteip's name for a client seen through a proxy.
+    let at = rest.find("[client ").or_else(|| rest.find("[remote "))?;
     let client = &rest[at + 8..];
-    let close = client.find(']')?;
+    // `[client [2001:db8::1]:51548]`: an IPv6 address in brackets, then the port.
+    let skip = if client.starts_with('[') {
+        client.find("]:").map_or(0, |i| i + 1)
+    } else {
+        0
+    };
+    let close = skip + client[skip..].find(']')?;
     let addr = &client[..close];
     let (ip, port) = if is_ip(addr) {
         (addr, None)
     } else {
         let (ip, port) = addr.rsplit_once(':')?;
-        (ip, Some(port))
+        (ip.trim_start_matches('[').trim_end_matches(']'), Some(port))
     };
     if !is_ip(ip) {
         return None;
@@ -172,14 +243,19 @@ pub fn parse_apache(line: &str) -> Option<Event> {
     let msg = client[close + 1..].trim_start();
     // `... not found: /path` and `... for "/path": Password Mismatch` name the request path.
     let target = msg
-        .split_once(" for \"")
+        .split_once("[uri \"")
+        .or_else(|| msg.split_once(" for \""))
         .and_then(|(_, r)| r.split('"').next())
+        .or_else(|| {
+            msg.split_once("script '")
+                .and_then(|(_, r)| r.split('\'').next())
+        })
         .or_else(|| {
             msg.rsplit_once(": /")
                 .map(|(_, p)| &msg[msg.len() - p.len() - 1..])
         });
     let mut ev = Event {
-        timestamp: Some(time::format(t)),
+        timestamp: t.map(time::format),
         ..Default::default()
     };
     finish(&mut ev, msg, ip, port, target, None);

@@ -41,6 +41,12 @@ fn status(obj: &Map<String, Value>) -> Option<u16> {
     .filter(|s| (100..600).contains(s))
 }
 
+/// journald's `__REALTIME_TIMESTAMP`: microseconds since the epoch, as a string.
+fn journal_time(obj: &Map<String, Value>) -> Option<String> {
+    let us: i64 = obj.get("__REALTIME_TIMESTAMP")?.as_str()?.parse().ok()?;
+    crate::time::format_ms(us / 1000)
+}
+
 pub fn parse(line: &str) -> Option<Event> {
     let obj: Map<String, Value> = serde_json::from_str(line).ok()?;
     let mut ev = Event::default();
@@ -48,9 +54,21 @@ pub fn parse(line: &str) -> Option<Event> {
     ev.event.dataset = Some("json".to_string());
     ev.timestamp = first_str(&obj, &["@timestamp", "timestamp", "time", "ts"])
         .and_then(parse_rfc3339)
-        .map(format);
-    ev.message = first_str(&obj, &["message", "msg", "log"]).map(str::to_string);
-    ev.host = first_str(&obj, &["host.hostname", "host.name", "hostname", "host"]).map(|h| Host {
+        .map(format)
+        .or_else(|| journal_time(&obj));
+    // `MESSAGE` and `_HOSTNAME`: `journalctl -o json`.
+    ev.message = first_str(&obj, &["message", "msg", "log", "MESSAGE"]).map(str::to_string);
+    ev.host = first_str(
+        &obj,
+        &[
+            "host.hostname",
+            "host.name",
+            "hostname",
+            "host",
+            "_HOSTNAME",
+        ],
+    )
+    .map(|h| Host {
         hostname: Some(h.to_string()),
     });
     if suricata::is_eve(&obj) {

@@ -30,16 +30,22 @@ pub mod time;
 
 use chrono::Utc;
 use soc_core::event::{Code, Event, Host, Process, Syslog, KIND_EVENT};
+
 use soc_sm_abi::Input;
 
-/// Normalize one line. `received_ms` is the record's ingest time (ms since the epoch, 0 if
-/// unknown): it dates lines that carry no year or no time at all.
+/// Normalize one raw record. `received_ms` is the record's ingest time (ms since the epoch, 0
+/// if unknown): it dates lines that carry no year or no time at all, unless the record's
+/// trailer gives the year.
 pub fn normalize_line(line: &str, received_ms: i64) -> Event {
-    let (line, truncated) = soc_core::event::split_truncated(line);
+    let (line, notes) = soc_core::event::split_notes(line);
     let trimmed = line.trim_end_matches(['\r', '\n']);
-    let mut ev = parse(trimmed, received_ms).unwrap_or_else(|| Event::unparsed(trimmed));
+    let receipt = time::Receipt {
+        ms: received_ms,
+        year: notes.year.filter(|y| (1970..=9999).contains(y)),
+    };
+    let mut ev = parse(trimmed, receipt).unwrap_or_else(|| Event::unparsed(trimmed));
     ev.log.original = Some(trimmed.to_string());
-    ev.log.truncated_bytes = truncated;
+    ev.log.truncated_bytes = notes.truncated_bytes;
     ev.event.ingested = time::format_ms(received_ms);
     if ev.timestamp.is_none() {
         ev.timestamp = ev.event.ingested.clone();
@@ -51,6 +57,7 @@ pub fn normalize_line(line: &str, received_ms: i64) -> Event {
 fn parse_raw(line: &str) -> Option<Event> {
     let b = line.as_bytes();
     match b.first()? {
+        b'@' => tai64n(line),
         b'{' => json::parse(line).map(unwrap_envelope),
         b't' if line.starts_with("type=") => auditd::parse(line),
         b'n' if line.starts_with("node=") => auditd::parse(line),
@@ -72,6 +79,28 @@ fn unwrap_envelope(outer: Event) -> Event {
     let Some(msg) = outer.message.as_deref() else {
         return outer;
     };
+    // A journal export names the program: its message is parsed as that program's.
+    let field = |k: &str| {
+        outer
+            .json
+            .as_ref()
+            .and_then(|j| j.get(k))
+            .and_then(serde_json::Value::as_str)
+    };
+    if let Some(program) = field("SYSLOG_IDENTIFIER").or_else(|| field("_COMM")) {
+        let mut ev = outer.clone();
+        ev.process = Some(Process {
+            name: Some(program.to_string()),
+            pid: field("SYSLOG_PID")
+                .or_else(|| field("_PID"))
+                .and_then(|p| p.parse().ok()),
+            ..Default::default()
+        });
+        let msg = msg.to_string();
+        if apply_program(program, &msg, &mut ev) {
+            return ev;
+        }
+    }
     // The message may start with `HOST PROGRAM: ` (journald's syslog identifier).
     let candidates = [Some(msg), msg.split_once(": ").map(|(_, m)| m)];
     let inner = candidates
@@ -89,6 +118,22 @@ fn unwrap_envelope(outer: Event) -> Event {
     }
 }
 
+/// daemontools' `multilog t`: `@4000000063b1c0a80f3f1a2c PROGRAM: MESSAGE` (TAI64N: 2^62
+/// plus the TAI seconds, then nanoseconds, in hex).
+fn tai64n(line: &str) -> Option<Event> {
+    let label = line.get(1..25)?;
+    let rest = line.get(25..)?.strip_prefix(' ')?;
+    let secs = u64::from_str_radix(label.get(..16)?, 16)
+        .ok()?
+        .checked_sub(1 << 62)?;
+    let nanos = u32::from_str_radix(label.get(16..)?, 16).ok()?;
+    // TAI runs ahead of UTC by the leap seconds (37 s since 2017; 10 s as multilog assumes).
+    let ms = (secs as i64 - 10) * 1000 + i64::from(nanos / 1_000_000);
+    let mut ev = headerless(rest)?;
+    ev.timestamp = time::format_ms(ms);
+    Some(ev)
+}
+
 /// `YYYY-MM-DD HH:MM:SS[,fff] ...`: exim's main log, or proftpd's own log
 /// (`host proftpd[pid] server (client[IP]): ...`).
 fn raw_dated(line: &str) -> Option<Event> {
@@ -97,9 +142,24 @@ fn raw_dated(line: &str) -> Option<Event> {
         timestamp: Some(time::format(t)),
         ..Default::default()
     };
+    if rest.starts_with("auth-worker(") || rest.starts_with("auth(") || rest.contains("-login: ") {
+        // dovecot's own log file with an ISO date.
+        return dovecot::apply(rest, &mut ev).then_some(ev);
+    }
     let claimed = match rest.split_once(' ') {
-        Some((_host, r)) if r.starts_with("proftpd[") => {
-            let msg = r.split_once(' ').map_or("", |(_, m)| m);
+        Some((host, r)) if r.starts_with("proftpd[") => {
+            let (tag, msg) = r.split_once(' ').unwrap_or((r, ""));
+            ev.host = Some(Host {
+                hostname: Some(host.to_string()),
+            });
+            ev.process = Some(Process {
+                name: Some("proftpd".to_string()),
+                pid: tag
+                    .strip_prefix("proftpd[")
+                    .and_then(|p| p.strip_suffix(']'))
+                    .and_then(|p| p.parse().ok()),
+                ..Default::default()
+            });
             ftp::proftpd(msg, &mut ev)
         }
         _ => exim::apply(rest, &mut ev),
@@ -117,12 +177,36 @@ fn vsftpd_log(line: &str) -> Option<Event> {
     ftp::vsftpd(rest, &mut ev).then_some(ev)
 }
 
-fn parse(line: &str, received_ms: i64) -> Option<Event> {
+fn parse(line: &str, receipt: time::Receipt) -> Option<Event> {
     let start = line.trim_start();
     if let Some(ev) = parse_raw(start) {
         return Some(ev);
     }
-    let sl = syslog::parse(start, received_ms)?;
+    match syslog::parse(start, receipt) {
+        Some(sl) => Some(from_syslog(&sl)),
+        None => headerless(start),
+    }
+}
+
+/// A message that arrived without a syslog header: `host prog[pid]: msg`, `prog[pid]: msg`
+/// (a journal export without time) or a bare sshd or PAM message (`journalctl -o cat`). It
+/// is taken only when a program's parser recognizes it; the time comes from the receipt.
+fn headerless(line: &str) -> Option<Event> {
+    if let Some(sl) = syslog::parse_headerless(line) {
+        let ev = from_syslog(&sl);
+        if ev.event.action.is_some() {
+            return Some(ev);
+        }
+    }
+    let mut ev = Event::default();
+    if sshd::apply("sshd", line, &mut ev) {
+        ev.event.kind = KIND_EVENT.to_string();
+        return Some(ev);
+    }
+    None
+}
+
+fn from_syslog(sl: &syslog::SyslogLine<'_>) -> Event {
     let mut ev = Event {
         timestamp: sl.timestamp.map(|t| time::format(t.with_timezone(&Utc))),
         message: Some(sl.message.to_string()),
@@ -133,8 +217,16 @@ fn parse(line: &str, received_ms: i64) -> Option<Event> {
     ev.host = sl.hostname.map(|h| Host {
         hostname: Some(h.to_string()),
     });
-    ev.process = sl.appname.map(|name| Process {
-        name: Some(name.to_string()),
+    // `sshd(pam_unix)[42]`: the program, and the PAM module that wrote the message.
+    let (program, module) = match sl.appname {
+        Some(a) => match a.split_once('(') {
+            Some((p, m)) if m.ends_with(')') && !p.is_empty() => (p, Some(&m[..m.len() - 1])),
+            _ => (a, None),
+        },
+        None => ("", None),
+    };
+    ev.process = sl.appname.map(|_| Process {
+        name: Some(program.to_string()),
         pid: sl.procid.and_then(|p| p.parse().ok()),
         ..Default::default()
     });
@@ -148,13 +240,63 @@ fn parse(line: &str, received_ms: i64) -> Option<Event> {
         structured_data: sl.structured_data.map(str::to_string),
         version: Some(if sl.rfc5424 { "rfc5424" } else { "rfc3164" }.to_string()),
     });
-    let program = sl.appname.unwrap_or("");
-    if !apply_program(program, sl.message, &mut ev) {
-        if let Some(inner) = embedded(program, sl.message) {
-            return Some(graft(inner, ev));
+    let (msg, repeats) = message_body(sl.message);
+    let claimed = match module {
+        Some(m) if m.starts_with("pam_") => {
+            pam::apply(&format!("{m}({program}:auth): {msg}"), &mut ev)
+        }
+        // dovecot 2.3's own log: `auth(user,ip,sasl:login)<session>: Info: ...`, whose
+        // colon the tag split cut in two.
+        _ if program.starts_with("auth(") || program.starts_with("auth-worker(") => {
+            dovecot::apply(&format!("{}{msg}", sl.tag.unwrap_or("")), &mut ev)
+        }
+        _ => apply_program(program, msg, &mut ev),
+    };
+    if claimed {
+        if ev.service.is_none() && sshd::is_sshd(program) {
+            ecs::service(&mut ev, "ssh");
+        }
+    } else if let Some(inner) = embedded(program, msg) {
+        ev = graft(inner, ev);
+    }
+    if let Some(n) = repeats {
+        ev.event.attempts = Some(n.saturating_mul(ev.event.attempts.unwrap_or(1)));
+    }
+    ev
+}
+
+/// The message without what syslog daemons put before it: Solaris' `[ID 800047 auth.info]`,
+/// macOS' `<Notice>:` level, and rsyslog's `message repeated 3 times: [ MSG]` (the message,
+/// and how many times it stands for).
+fn message_body(msg: &str) -> (&str, Option<u32>) {
+    let mut msg = msg;
+    if let Some(rest) = msg.strip_prefix("[ID ") {
+        if let Some((id, after)) = rest.split_once(']') {
+            if id
+                .split(' ')
+                .next()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            {
+                msg = after.trim_start();
+            }
         }
     }
-    Some(ev)
+    if let Some(rest) = msg.strip_prefix('<') {
+        if let Some((level, after)) = rest.split_once(">:") {
+            if !level.is_empty() && level.bytes().all(|b| b.is_ascii_alphabetic()) {
+                msg = after.trim_start();
+            }
+        }
+    }
+    if let Some(rest) = msg.strip_prefix("message repeated ") {
+        if let Some((n, inner)) = rest.split_once(" times: [") {
+            if let Ok(n) = n.parse::<u32>() {
+                let inner = inner.strip_suffix(']').unwrap_or(inner);
+                return (inner.trim(), Some(n));
+            }
+        }
+    }
+    (msg, None)
 }
 
 /// Program-specific parsing of a syslog message, by program name first and then by what
@@ -171,9 +313,17 @@ fn apply_program(program: &str, msg: &str, ev: &mut Event) -> bool {
         "pure-ftpd" | "pure-ftpd-mysql" | "pure-ftpd-ldap" => ftp::pureftpd(msg, ev),
         "filterlog" => firewall::filterlog(msg, ev),
         "audispd" | "auditd" | "audit" => auditd::apply(msg, ev),
+        "login" => pam::apply(msg, ev) || pam::shadow_login(msg, ev),
+        // dovecot's own log file names its processes, not `dovecot`.
+        "auth" | "auth-worker" | "imap-login" | "pop3-login" | "submission-login"
+        | "managesieve-login" => {
+            dovecot::apply(&format!("{program}: {msg}"), ev) || pam::apply(msg, ev)
+        }
         _ => pam::apply(msg, ev),
     };
     by_name
+        // PAM's lines under the program's own name (`proftpd: (pam_unix) ...`).
+        || pam::apply(msg, ev)
         || (msg.contains("SRC=") && firewall::iptables(msg, ev))
         || (program == "kernel" && msg.starts_with("audit: ") && auditd::apply(msg, ev))
         || (program == "kernel" && kernel::apply(msg, ev))
@@ -184,7 +334,9 @@ fn apply_program(program: &str, msg: &str, ev: &mut Event) -> bool {
 fn embedded(program: &str, msg: &str) -> Option<Event> {
     let msg = msg.trim_start();
     match program {
-        "nginx" | "apache" | "apache2" | "httpd" | "suricata" => parse_raw(msg),
+        "nginx" | "apache" | "apache2" | "suricata" => parse_raw(msg),
+        // `httpd/backend1`: a named instance.
+        p if p.starts_with("httpd") => parse_raw(msg),
         _ if msg.starts_with('{') => parse_raw(msg).filter(|e| e.event.action.is_some()),
         _ => None,
     }
@@ -323,6 +475,114 @@ mod tests {
                 ),
                 "{line}"
             );
+        }
+    }
+
+    /// (action, source, user, attempts) of a line.
+    fn failure_of(line: &str) -> (String, String, String, Option<u32>) {
+        let ev = normalize_line(line, NOV_2026);
+        assert_eq!(
+            ev.event.outcome.as_deref(),
+            Some("failure"),
+            "{line}: {ev:?}"
+        );
+        (
+            ev.event.action.clone().unwrap_or_default(),
+            ev.source_ip().unwrap_or_default().to_string(),
+            ev.user_name().unwrap_or_default().to_string(),
+            ev.event.attempts,
+        )
+    }
+
+    #[test]
+    fn header_variants_reach_the_sshd_parser() {
+        let want = |action: &str, ip: &str, user: &str| {
+            (action.to_string(), ip.to_string(), user.to_string(), None)
+        };
+        for (line, expected) in [
+            // A PAM module named in the tag, the message without its `pam_unix(...)`.
+            ("Mar 10 09:00:20 bastion sshd(pam_unix)[6202]: authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=198.51.100.80  user=admin",
+             want("pam_authentication_failure", "198.51.100.80", "admin")),
+            // Solaris' message id and facility.level.
+            ("Mar 10 09:00:21 sol10 sshd[811]: [ID 800047 auth.info] Failed password for root from 198.51.100.81 port 22 ssh2",
+             want("ssh_login", "198.51.100.81", "root")),
+            // macOS' level after the tag.
+            ("Mar 10 09:00:22 mac sshd[99] <Error>: error: PAM: authentication error for illegal user bob from 198.51.100.82",
+             want("ssh_pam_failure", "198.51.100.82", "bob")),
+            // No timestamp: a journal export, a relay that dropped the header.
+            ("web-1 sshd[5]: Invalid user oracle from 198.51.100.83 port 4000",
+             want("ssh_invalid_user", "198.51.100.83", "oracle")),
+            ("sshd[5]: Failed password for invalid user pi from 198.51.100.84 port 4001 ssh2",
+             want("ssh_login", "198.51.100.84", "pi")),
+            // The bare message, as `journalctl -o cat` prints it.
+            ("Failed keyboard-interactive/pam for root from 198.51.100.85 port 4002 ssh2",
+             want("ssh_login", "198.51.100.85", "root")),
+            ("Mar 10 09:00:23 h sshd-session[77]: Failed password for root from 2001:db8::7 port 4003 ssh2",
+             want("ssh_login", "2001:db8::7", "root")),
+        ] {
+            assert_eq!(failure_of(line), expected, "{line}");
+        }
+        let ev = normalize_line(
+            "web-1 sshd[5]: Invalid user oracle from 198.51.100.83 port 4000",
+            NOV_2026,
+        );
+        assert_eq!(
+            ev.timestamp, ev.event.ingested,
+            "no header: the receipt dates it"
+        );
+        assert_eq!(ev.process.and_then(|p| p.pid), Some(5));
+        // Words that merely look like a tag are not claimed.
+        for line in [
+            "hello: world",
+            "note sshd[1]: nothing we know",
+            "Failed to start foo.service",
+        ] {
+            assert_eq!(
+                normalize_line(line, NOV_2026).event.kind,
+                "unparsed",
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn repeated_messages_count_their_repeats() {
+        let line = "Mar 10 09:00:09 bastion sshd[6201]: message repeated 3 times: [ Failed password for root from 198.51.100.80 port 51000 ssh2]";
+        assert_eq!(
+            failure_of(line),
+            (
+                "ssh_login".into(),
+                "198.51.100.80".into(),
+                "root".into(),
+                Some(3)
+            )
+        );
+        let line = "Mar 10 09:00:10 bastion sshd[6201]: PAM 2 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost=198.51.100.80  user=root";
+        let ev = normalize_line(line, NOV_2026);
+        assert_eq!(ev.event.attempts, Some(2));
+        assert_eq!(ev.service.and_then(|s| s.name).as_deref(), Some("ssh"));
+        // A repeated line that is not a failure stays what it is.
+        let ev = normalize_line(
+            "Mar 10 09:00:11 h CRON[1]: message repeated 2 times: [ (root) CMD (true)]",
+            NOV_2026,
+        );
+        assert!(ev.event.category.is_empty());
+    }
+
+    #[test]
+    fn failure_phrasings_of_sshd() {
+        for (line, action, ip, user) in [
+            ("Mar 10 09:00:01 h sshd[1]: error: PAM: Authentication failure for alice from 198.51.100.7", "ssh_pam_failure", "198.51.100.7", "alice"),
+            ("Mar 10 09:00:01 h sshd[1]: error: PAM: User not known to the underlying authentication module for illegal user zz from 198.51.100.8", "ssh_pam_failure", "198.51.100.8", "zz"),
+            ("Mar 10 09:00:01 h sshd[1]: Illegal user test from 198.51.100.9", "ssh_invalid_user", "198.51.100.9", "test"),
+            ("Mar 10 09:00:01 h sshd[1]: Disconnecting invalid user admin 198.51.100.10 port 4 : Too many authentication failures [preauth]", "ssh_max_auth_attempts", "198.51.100.10", "admin"),
+            ("Mar 10 09:00:01 h sshd[1]: Disconnecting authenticating user root 198.51.100.11 port 5: Too many authentication failures [preauth]", "ssh_max_auth_attempts", "198.51.100.11", "root"),
+            ("Mar 10 09:00:01 h sshd[1]: Failed publickey for git from 198.51.100.12 port 6 ssh2: RSA SHA256:x", "ssh_publickey_failed", "198.51.100.12", "git"),
+            ("Mar 10 09:00:01 h sshd[1]: Connection closed by 198.51.100.13 port 7 [preauth]", "ssh_preauth_close", "198.51.100.13", ""),
+            ("Mar 10 09:00:01 h sshd[1]: Received disconnect from 198.51.100.14 port 8:3: com.jcraft.jsch.JSchException: Auth fail [preauth]", "ssh_client_auth_failed", "198.51.100.14", ""),
+        ] {
+            let (a, i, u, _) = failure_of(line);
+            assert_eq!((a.as_str(), i.as_str(), u.as_str()), (action, ip, user), "{line}");
         }
     }
 

@@ -9,15 +9,38 @@ const DATASET: &str = "pam";
 /// The service a PAM service name stands for, in the names `service.name` uses elsewhere.
 fn service_of(pam_service: &str) -> &str {
     match pam_service {
-        "sshd" => "ssh",
+        "sshd" | "sshd-session" => "ssh",
         "vsftpd" | "proftpd" | "pure-ftpd" | "ftp" => "ftp",
-        "dovecot" => "imap",
+        "dovecot" | "dovecot-auth" | "imap" => "imap",
+        "pop" | "pop3" | "ipop3d" => "pop3",
         other => other,
     }
 }
 
 /// `MODULE(SERVICE:TYPE): MESSAGE`. Returns whether the message was recognized.
 pub fn apply(msg: &str, ev: &mut Event) -> bool {
+    if let Some(r) = msg.strip_prefix("PAM ") {
+        return more_failures(r, ev);
+    }
+    // Older and terser forms, the service being the program that logs:
+    // `(pam_unix) authentication failure; ...` (Red Hat's pam 0.7x), `pam_unix:
+    // authentication failure; ...`, and PAM's bare message (vsftpd passes it on).
+    let bare = msg
+        .strip_prefix("(pam_unix) ")
+        .or_else(|| msg.strip_prefix("pam_unix: "))
+        .or_else(|| msg.starts_with("authentication failure;").then_some(msg));
+    if let Some(text) = bare {
+        let program = ev
+            .process
+            .as_ref()
+            .and_then(|p| p.name.clone())
+            .unwrap_or_default();
+        let claimed = unix(&program, text, ev);
+        if claimed {
+            ev.event.provider = Some("pam_unix".to_string());
+        }
+        return claimed;
+    }
     if !msg.starts_with("pam_") {
         return false;
     }
@@ -28,11 +51,15 @@ pub fn apply(msg: &str, ev: &mut Event) -> bool {
         return false;
     };
     let service = service.split(':').next().unwrap_or(service);
-    match module {
+    let claimed = match module {
         "pam_unix" | "pam_sss" | "pam_ldap" | "pam_winbind" => unix(service, text, ev),
         "pam_tally2" | "pam_tally" | "pam_faillock" => lockout(service, text, ev),
         _ => false,
+    };
+    if claimed {
+        ev.event.provider = Some(module.to_string());
     }
+    claimed
 }
 
 fn unix(service: &str, text: &str, ev: &mut Event) -> bool {
@@ -79,6 +106,76 @@ fn unix(service: &str, text: &str, ev: &mut Event) -> bool {
         return true;
     }
     false
+}
+
+/// libpam's summary when a service gives up: `PAM 2 more authentication failures;
+/// logname= uid=0 euid=0 tty=ssh ruser= rhost=IP user=USER`: that many failures after the
+/// first, which PAM logged on its own line.
+fn more_failures(r: &str, ev: &mut Event) -> bool {
+    let Some((n, fields)) = r.split_once(" more authentication failure") else {
+        return false;
+    };
+    let Ok(n) = n.parse::<u32>() else {
+        return false;
+    };
+    let fields = fields.split_once(';').map_or("", |(_, f)| f);
+    ecs::auth(ev, DATASET, "pam_authentication_failure", FAILURE);
+    ev.event.attempts = Some(n);
+    let service = ev
+        .process
+        .as_ref()
+        .and_then(|p| p.name.clone())
+        .unwrap_or_default();
+    if !service.is_empty() {
+        ecs::service(ev, service_of(&service));
+    }
+    if let Some(host) = ecs::kv(fields, "rhost").filter(|h| is_ip(h)) {
+        ecs::source(ev, host, None);
+    }
+    if let Some(user) = ecs::kv(fields, "user").filter(|u| !u.is_empty()) {
+        ecs::user(ev, user);
+    }
+    true
+}
+
+/// shadow's `login`: `FAILED LOGIN (2) on '/dev/pts/1' from '192.0.2.90' FOR 'root',
+/// Authentication failure` (older: `FAILED LOGIN 2 FROM host FOR root, ...`) and `TOO MANY
+/// LOGIN TRIES (3) on ... FOR 'root'`, which reports all of the session's tries.
+pub fn shadow_login(msg: &str, ev: &mut Event) -> bool {
+    let (action, rest) = if let Some(r) = msg.strip_prefix("FAILED LOGIN ") {
+        ("login_failure", r)
+    } else if let Some(r) = msg.strip_prefix("TOO MANY LOGIN TRIES ") {
+        ("login_too_many_tries", r)
+    } else {
+        return false;
+    };
+    let count: Option<u32> = rest
+        .trim_start_matches('(')
+        .split([')', ' '])
+        .next()
+        .and_then(|n| n.parse().ok());
+    let quoted_after = |key: &str| {
+        let (_, r) = rest.split_once(key)?;
+        let r = r.trim_start();
+        match r.strip_prefix('\'') {
+            Some(q) => q.split('\'').next(),
+            None => r.split([' ', ',']).next(),
+        }
+    };
+    let user = quoted_after(" FOR ").filter(|u| !u.is_empty());
+    let from = quoted_after(" from ").or_else(|| quoted_after(" FROM "));
+    ecs::auth(ev, "login", action, FAILURE);
+    ecs::service(ev, "login");
+    if let Some(ip) = from.filter(|h| is_ip(h)) {
+        ecs::source(ev, ip, None);
+    }
+    if let Some(u) = user {
+        ecs::user(ev, u);
+    }
+    if action == "login_too_many_tries" {
+        ev.event.attempts = count.filter(|n| *n > 1);
+    }
+    true
 }
 
 /// `user zbadguy (4001) tally 6, deny 5` / `Consecutive login failures for user x account

@@ -49,6 +49,27 @@ pub fn apply(msg: &str, ev: &mut Event) -> bool {
         }
         return false;
     }
+    // `disconnect from unknown[1.2.3.4] ehlo=1 auth=0/3 quit=1 commands=2/5`: the session's
+    // AUTH commands, succeeded/sent. A failed one is an attempt even where the SASL warning
+    // line is not logged.
+    if let Some(r) = msg.strip_prefix("disconnect from ") {
+        let mut words = r.split(' ');
+        let host = words.next().unwrap_or("");
+        let Some((ok, sent)) = words
+            .find_map(|w| w.strip_prefix("auth="))
+            .and_then(|a| a.split_once('/'))
+            .and_then(|(ok, sent)| Some((ok.parse::<u32>().ok()?, sent.parse::<u32>().ok()?)))
+        else {
+            return false;
+        };
+        if sent <= ok || !client(ev, host) {
+            return false;
+        }
+        ecs::auth(ev, DATASET, "smtp_auth_summary", FAILURE);
+        ecs::service(ev, "smtp");
+        ev.event.attempts = Some(sent - ok).filter(|n| *n > 1);
+        return true;
+    }
     // `improper command pipelining after CONNECT from unknown[1.2.3.4]: ...`
     if let Some(r) = msg.strip_prefix("improper command pipelining after ") {
         let from = r.split_once(" from ").map_or(r, |(_, f)| f);

@@ -50,9 +50,17 @@ fn refused(ev: &mut Event, action: &str, ip: &str, port: Option<&str>) {
 
 /// `USER from IP port PORT...` where USER may contain spaces or be empty: split at the last
 /// ` from ` so a hostile user name cannot move the source IP.
+/// Text after the address (an old sshd's `ssh1: ruser from HOST`) is no more trusted than
+/// the user name: of several ` from ADDR`, the last one followed by ` port N` wins, else the
+/// last one.
 fn user_from_ip_port(s: &str) -> Option<(&str, &str, Option<&str>)> {
-    let (user, rest) = match s.rfind(" from ") {
-        Some(idx) => (&s[..idx], &s[idx + 6..]),
+    let candidates: Vec<usize> = s.match_indices(" from ").map(|(i, _)| i).collect();
+    let with_port = candidates
+        .iter()
+        .rev()
+        .find(|&&i| ip_port(&s[i + 6..]).is_some_and(|(_, port)| port.is_some()));
+    let (user, rest) = match with_port.or(candidates.last()) {
+        Some(&idx) => (&s[..idx], &s[idx + 6..]),
         None => ("", s.strip_prefix("from ")?),
     };
     let (ip, port) = ip_port(rest)?;
@@ -109,14 +117,23 @@ fn sshd(msg: &str, ev: &mut Event) -> bool {
         let Some((method, r)) = r.split_once(" for ") else {
             return false;
         };
-        let (invalid, r) = match r.strip_prefix("invalid user ") {
+        let (invalid, r) = match r
+            .strip_prefix("invalid user ")
+            .or_else(|| r.strip_prefix("illegal user "))
+        {
             Some(r) => (true, r),
             None => (false, r),
         };
         let Some((user, ip, port)) = user_from_ip_port(r) else {
             return false;
         };
-        auth(ev, "ssh_login", outcome, Some(user), ip, port);
+        // A rejected key is not a password guess: scanners offer keys by the dozen.
+        let action = if outcome == FAILURE && method == "publickey" {
+            "ssh_publickey_failed"
+        } else {
+            "ssh_login"
+        };
+        auth(ev, action, outcome, Some(user), ip, port);
         ev.event.reason = Some(if invalid {
             format!("{method}, invalid user")
         } else {
@@ -124,7 +141,71 @@ fn sshd(msg: &str, ev: &mut Event) -> bool {
         });
         return true;
     }
-    if let Some(r) = msg.strip_prefix("Invalid user ") {
+    // sshd's PAM layer: `error: PAM: Authentication failure for [illegal user ]USER from
+    // HOST` (and `User not known to the underlying authentication module`, ...).
+    if let Some(r) = msg.strip_prefix("error: PAM: ") {
+        let Some((why, r)) = r.split_once(" for ") else {
+            return false;
+        };
+        let r = r.strip_prefix("illegal user ").unwrap_or(r);
+        // macOS: `... for james from HOSTNAME via 192.168.1.201`: the address is after `via`.
+        let via = r
+            .rsplit_once(" via ")
+            .filter(|(_, ip)| is_ip(ip))
+            .and_then(|(head, ip)| Some((head.rsplit_once(" from ")?.0, ip, None)));
+        let Some((user, ip, port)) = via.or_else(|| user_from_ip_port(r)) else {
+            return false;
+        };
+        auth(ev, "ssh_pam_failure", FAILURE, Some(user), ip, port);
+        ev.event.reason = Some(why.to_string());
+        return true;
+    }
+    // `Disconnecting invalid user USER IP port P: Too many authentication failures`, and
+    // the older `Disconnecting: Too many authentication failures for USER` (no address).
+    for prefix in [
+        "Disconnecting invalid user ",
+        "Disconnecting authenticating user ",
+    ] {
+        if let Some(r) = msg.strip_prefix(prefix) {
+            let (head, why) = r.split_once(": ").unwrap_or((r, ""));
+            let Some((user, ip, port)) = user_ip_before_port(head) else {
+                return false;
+            };
+            let action = if why.starts_with("Too many authentication failures") {
+                "ssh_max_auth_attempts"
+            } else {
+                "ssh_preauth_disconnect"
+            };
+            auth(ev, action, FAILURE, Some(user), ip, port);
+            ev.event.reason = Some(why.to_string()).filter(|w| !w.is_empty());
+            return true;
+        }
+    }
+    // `Received disconnect from IP port P:3: com.jcraft.jsch.JSchException: Auth fail`: the
+    // client gave up after its credentials were refused.
+    // `ROOT LOGIN REFUSED FROM ADDR [port N]`: PermitRootLogin no, and a client tried root.
+    if let Some(r) = msg.strip_prefix("ROOT LOGIN REFUSED FROM ") {
+        let Some((ip, port)) = ip_port(r) else {
+            return false;
+        };
+        auth(ev, "ssh_root_refused", FAILURE, Some("root"), ip, port);
+        return true;
+    }
+    if let Some(r) = msg
+        .strip_prefix("Received disconnect from ")
+        .or_else(|| msg.strip_prefix("error: Received disconnect from "))
+    {
+        if r.contains("Auth fail") || r.contains("Auth cancel") {
+            if let Some((ip, port)) = ip_port(r) {
+                auth(ev, "ssh_client_auth_failed", FAILURE, None, ip, port);
+                return true;
+            }
+        }
+    }
+    if let Some(r) = msg
+        .strip_prefix("Invalid user ")
+        .or_else(|| msg.strip_prefix("Illegal user "))
+    {
         // An empty user name leaves `Invalid user  from` or `Invalid user from`.
         let r = r.strip_prefix(' ').unwrap_or(r);
         let Some((user, ip, port)) = user_from_ip_port(r) else {
@@ -169,6 +250,11 @@ fn sshd(msg: &str, ev: &mut Event) -> bool {
             return true;
         }
     }
+    // Newer sshd writes some of these with a level prefix.
+    let msg = msg
+        .strip_prefix("fatal: ")
+        .or_else(|| msg.strip_prefix("error: kex_exchange_identification: "))
+        .unwrap_or(msg);
     if let Some(r) = msg.strip_prefix("Did not receive identification string from ") {
         let Some((ip, port)) = ip_port(r) else {
             return false;
@@ -243,7 +329,8 @@ fn sshd(msg: &str, ev: &mut Event) -> bool {
         refused(ev, "ssh_refused_connect", ip, None);
         return true;
     }
-    // `Connection closed by IP port P [preauth]`: the client left before authenticating.
+    // `Connection closed by IP port P [preauth]`: the client left before authenticating,
+    // without naming a user; not a password guess (scanners, key probes, health checks).
     for prefix in [
         "Connection closed by ",
         "Disconnected from ",
@@ -252,7 +339,7 @@ fn sshd(msg: &str, ev: &mut Event) -> bool {
         if let Some(r) = msg.strip_prefix(prefix) {
             if preauth {
                 if let Some((ip, port)) = ip_port(r) {
-                    auth(ev, "ssh_preauth_disconnect", FAILURE, None, ip, port);
+                    auth(ev, "ssh_preauth_close", FAILURE, None, ip, port);
                     return true;
                 }
             }

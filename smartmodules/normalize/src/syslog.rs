@@ -1,6 +1,6 @@
 //! RFC 3164 and RFC 5424 syslog headers, with or without an octet-count prefix.
 
-use crate::time::{parse_bsd_timestamp, parse_rfc3339_local};
+use crate::time::{parse_bsd_timestamp, parse_rfc3339_local, Receipt};
 use chrono::{DateTime, FixedOffset};
 
 /// The parts of a syslog line that every program-specific parser builds on.
@@ -46,8 +46,8 @@ fn parse_pri(line: &str) -> Option<(u8, &str)> {
     Some((pri as u8, &rest[end + 1..]))
 }
 
-/// Parse a syslog line. `received` (ms since the epoch) supplies the year RFC 3164 omits.
-pub fn parse(line: &str, received_ms: i64) -> Option<SyslogLine<'_>> {
+/// Parse a syslog line. `receipt` supplies the year RFC 3164 omits.
+pub fn parse(line: &str, receipt: Receipt) -> Option<SyslogLine<'_>> {
     let line = strip_octet_count(line);
     let (priority, rest) = match parse_pri(line) {
         Some((p, rest)) => (Some(p), rest),
@@ -58,7 +58,7 @@ pub fn parse(line: &str, received_ms: i64) -> Option<SyslogLine<'_>> {
             return parse_5424(priority, v);
         }
     }
-    parse_3164(priority, rest, received_ms)
+    parse_3164(priority, rest, receipt)
 }
 
 fn nil(field: &str) -> Option<&str> {
@@ -127,15 +127,20 @@ fn split_structured_data(s: &str) -> (&str, &str) {
     (sd, rest.strip_prefix(' ').unwrap_or(rest))
 }
 
-fn parse_3164(priority: Option<u8>, s: &str, received_ms: i64) -> Option<SyslogLine<'_>> {
+fn parse_3164(priority: Option<u8>, s: &str, receipt: Receipt) -> Option<SyslogLine<'_>> {
     let s = s.trim_start_matches(' ');
-    let (timestamp, rest) = match parse_bsd_timestamp(s, received_ms) {
+    let (timestamp, rest) = match parse_bsd_timestamp(s, receipt) {
         Some((ts, rest)) => (Some(ts.fixed_offset()), rest),
         None => {
             // High-precision (RFC 3339) timestamps, as rsyslog and journald forward them.
             let (first, rest) = split_field(s);
             match parse_rfc3339_local(first) {
                 Some(ts) => (Some(ts), rest),
+                None if first.len() == 3 => match crate::time::parse_short_full(s) {
+                    Some((ts, rest)) => (Some(ts), rest),
+                    None if priority.is_none() => return None,
+                    None => (None, s),
+                },
                 // Without PRI, a line with no timestamp is not syslog.
                 None if priority.is_none() => return None,
                 None => (None, s),
@@ -170,6 +175,34 @@ fn parse_3164(priority: Option<u8>, s: &str, received_ms: i64) -> Option<SyslogL
     })
 }
 
+/// A line with neither PRI nor timestamp: `[HOST ]PROG[PID]: MSG` or `[HOST ]PROG: MSG` (a
+/// journal export without time, a message passed on by a program that dropped the header).
+/// `None` unless a tag ended by a colon starts the line or follows its first word.
+pub fn parse_headerless(line: &str) -> Option<SyslogLine<'_>> {
+    let (first, after_first) = split_field(line);
+    let (hostname, tagged) = if first.ends_with(':') {
+        (None, line)
+    } else if is_hostname(first) {
+        (Some(first), after_first)
+    } else {
+        return None;
+    };
+    let (appname, procid, message) = split_tag(tagged);
+    let appname = appname?;
+    let tag = tagged[..tagged.len() - message.len()].trim_end_matches(' ');
+    if !tag.ends_with(':') {
+        return None;
+    }
+    Some(SyslogLine {
+        hostname,
+        appname: Some(appname),
+        procid,
+        tag: Some(tag),
+        message,
+        ..Default::default()
+    })
+}
+
 fn is_hostname(token: &str) -> bool {
     token
         .bytes()
@@ -200,6 +233,15 @@ fn split_tag(s: &str) -> (Option<&str>, Option<&str>, &str) {
         None if s.len() <= MAX_TAG => (s, ""),
         None => return (None, None, s),
     };
+    // `[sshd]:` or `[sshd] `, as some devices write the program.
+    if let Some(name) = token.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        let plain = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'));
+        if !name.is_empty() && plain {
+            return (Some(name), None, msg);
+        }
+    }
     if token.is_empty() || token.starts_with('[') || token.len() > MAX_TAG {
         return (None, None, s);
     }
@@ -217,7 +259,10 @@ fn split_tag(s: &str) -> (Option<&str>, Option<&str>, &str) {
 mod tests {
     use super::*;
 
-    const NOV_2026: i64 = 1_795_000_000_000; // 2026-11-18
+    const NOV_2026: Receipt = Receipt {
+        ms: 1_795_000_000_000, // 2026-11-18
+        year: None,
+    };
 
     #[test]
     fn rfc3164_with_pri_and_pid() {
@@ -254,7 +299,7 @@ mod tests {
 
     #[test]
     fn december_line_received_in_january_is_last_year() {
-        let jan_2027 = 1_798_800_000_000; // 2027-01-01T22:40Z
+        let jan_2027 = Receipt::at(1_798_800_000_000); // 2027-01-01T22:40Z
         let l = parse("Dec 31 23:59:59 h app: m", jan_2027).expect("parses");
         assert_eq!(
             l.timestamp.expect("ts").to_rfc3339(),

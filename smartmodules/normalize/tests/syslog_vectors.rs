@@ -8,8 +8,9 @@
 
 mod common;
 
+use soc_normalize::normalize_line;
 use soc_normalize::syslog::{self, SyslogLine};
-use soc_normalize::{normalize_line, time};
+use soc_normalize::time::{self, Receipt};
 
 const FACILITIES: [&str; 24] = [
     "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
@@ -22,7 +23,7 @@ const SEVERITIES: [&str; 8] = [
 
 /// Our reading of `input`, rendered with rsyslog's template; `None` if not syslog to us.
 fn render(input: &str, template: &str) -> Option<(String, String)> {
-    let l: SyslogLine<'_> = syslog::parse(input, common::RECEIVED_MS)?;
+    let l: SyslogLine<'_> = syslog::parse(input, Receipt::at(common::RECEIVED_MS))?;
     let pri = l.priority.unwrap_or(13);
     let mut fields = Vec::new();
     for part in template.split(',') {
@@ -99,7 +100,7 @@ fn rsyslog_parser_vectors() {
 /// read as host + program. It is kept whole, tagged `unparsed`.
 #[test]
 fn plain_text_without_pri_or_timestamp_is_not_syslog() {
-    assert!(syslog::parse("This is a message!", common::RECEIVED_MS).is_none());
+    assert!(syslog::parse("This is a message!", Receipt::at(common::RECEIVED_MS)).is_none());
     let ev = normalize_line("This is a message!", common::RECEIVED_MS);
     assert!(ev.is_unparsed());
     assert_eq!(ev.host, None);
