@@ -6,7 +6,7 @@
 //! event update it (count, last seen) under the same id; after a quiet window it closes.
 //! Because only event time is read, a replayed file raises the same alerts as live traffic.
 
-use super::Rule;
+use super::{Count, Rule};
 use crate::fields::lowercase;
 use crate::ioc::{self, Hit, IocSet};
 use chrono::{DateTime, Utc};
@@ -27,7 +27,29 @@ pub struct KeyState {
     pub incident: Option<Incident>,
     /// Latest event time seen for this key.
     pub last_ms: i64,
+    /// `count: attempts` rules: what each recent connection reported, by kind of line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connections: Vec<Connection>,
 }
+
+/// The attempts one connection's lines reported, per kind of line (`event.action`): the
+/// connection made as many attempts as its most telling kind reports.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Connection {
+    pub id: String,
+    pub last_ms: i64,
+    pub kinds: Vec<(String, u64)>,
+}
+
+impl Connection {
+    fn attempts(&self) -> u64 {
+        self.kinds.iter().map(|(_, n)| *n).max().unwrap_or(0)
+    }
+}
+
+/// Connections remembered per key: a guesser opens many, but only those within the window
+/// can still share an attempt with a new line.
+const MAX_CONNECTIONS: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
@@ -60,6 +82,82 @@ pub struct Entry {
     /// The indicators of compromise the event matched.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indicators: Vec<String>,
+    /// What the event counts for (attempts it adds); one for a line-counting rule.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub weight: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn is_one(n: &u64) -> bool {
+    *n == 1
+}
+
+/// The attempts `event` adds to `state` under a `count: attempts` rule: what it reports
+/// (`event.attempts`, default one), less what its connection's other kinds of lines
+/// already reported for the same attempts. A connection is one process on one host, else one source address and port, else the source address.
+fn new_attempts(state: &mut KeyState, event: &Value, ts: i64, window_ms: i64) -> u64 {
+    let reported = crate::fields::lookup(event, "event.attempts")
+        .and_then(Value::as_u64)
+        .unwrap_or(1)
+        .max(1);
+    let str_of = |path: &str| crate::fields::lookup(event, path).and_then(Value::as_str);
+    let num_of = |path: &str| crate::fields::lookup(event, path).and_then(Value::as_u64);
+    let id = match (num_of("process.pid"), num_of("source.port")) {
+        (Some(pid), _) => format!(
+            "{}/{}/{pid}",
+            str_of("host.hostname").unwrap_or(""),
+            str_of("process.name").unwrap_or("")
+        ),
+        (None, Some(port)) => format!("{}:{port}", str_of("source.ip").unwrap_or("")),
+        // Nothing tells connections apart: the kinds of line compare over the source.
+        (None, None) => match str_of("source.ip") {
+            Some(ip) => format!("from {ip}"),
+            None => return reported,
+        },
+    };
+    // A kind of line: what it reports (the action) and, where a program has several
+    // writers that each report the attempt (PAM's modules), which one wrote it.
+    let kind = match str_of("event.provider") {
+        Some(p) => format!("{}/{p}", str_of("event.action").unwrap_or("")),
+        None => str_of("event.action").unwrap_or("").to_string(),
+    };
+    let newest = state
+        .connections
+        .iter()
+        .map(|c| c.last_ms)
+        .max()
+        .unwrap_or(ts)
+        .max(ts);
+    state.connections.retain(|c| c.last_ms > newest - window_ms);
+    let pos = match state.connections.iter().position(|c| c.id == id) {
+        Some(p) => p,
+        None => {
+            if state.connections.len() >= MAX_CONNECTIONS {
+                let oldest =
+                    (0..state.connections.len()).min_by_key(|&i| state.connections[i].last_ms);
+                if let Some(i) = oldest {
+                    state.connections.swap_remove(i);
+                }
+            }
+            state.connections.push(Connection {
+                id,
+                last_ms: ts,
+                kinds: Vec::new(),
+            });
+            state.connections.len() - 1
+        }
+    };
+    let conn = &mut state.connections[pos];
+    conn.last_ms = conn.last_ms.max(ts);
+    let before = conn.attempts();
+    match conn.kinds.iter_mut().find(|(k, _)| *k == kind) {
+        Some((_, n)) => *n += reported,
+        None => conn.kinds.push((kind, reported)),
+    }
+    conn.attempts() - before
 }
 
 /// Indicators kept on one incident.
@@ -206,16 +304,30 @@ impl Detector {
             };
             let group_field = group_field.to_string();
             let window_ms = (rule.window_secs as i64) * 1000;
-            let threshold = rule.threshold as usize;
+            let threshold = rule.threshold;
             let sk = (idx, key);
             let state = self.states.entry(sk.clone()).or_default();
             self.removed.remove(&sk);
             self.dirty.insert(sk.clone());
             state.last_ms = state.last_ms.max(ts);
 
+            let weight = if rule.count == Count::Attempts && rule.distinct.is_none() {
+                new_attempts(state, event, ts, window_ms)
+            } else {
+                1
+            };
+            if weight == 0 {
+                // A line about an attempt already counted: evidence at most.
+                if let Some(inc) = state.incident.as_mut() {
+                    if ts <= inc.last_seen_ms + window_ms && inc.evidence.len() < MAX_EVIDENCE {
+                        inc.evidence.push(event.clone());
+                    }
+                }
+                continue;
+            }
             if let Some(inc) = state.incident.as_mut() {
                 if ts <= inc.last_seen_ms + window_ms {
-                    inc.count += 1;
+                    inc.count += weight;
                     inc.last_seen_ms = inc.last_seen_ms.max(ts);
                     inc.first_seen_ms = inc.first_seen_ms.min(ts);
                     if inc.evidence.len() < MAX_EVIDENCE {
@@ -258,14 +370,15 @@ impl Detector {
                     sample: Some(shared),
                     distinct: rule.distinct_of(event),
                     indicators: labels.clone(),
+                    weight,
                 },
             );
             let newest = state.window.back().map_or(ts, |e| e.ts);
             state.window.retain(|e| e.ts > newest - window_ms);
-            while state.window.len() > threshold {
-                state.window.pop_front();
-            }
-            if state.window.len() >= threshold {
+            // Below the threshold until now (it fires and clears when reached), so the
+            // window holds fewer than `threshold` entries plus this one.
+            let total: u64 = state.window.iter().map(|e| e.weight).sum();
+            if total >= threshold {
                 let first_seen_ms = state.window.front().map_or(ts, |e| e.ts);
                 let last_seen_ms = state.window.back().map_or(ts, |e| e.ts);
                 let first_seen = soc_core::time_from_millis(first_seen_ms);
@@ -280,7 +393,7 @@ impl Detector {
                     id: Alert::incident_id(&rule.id, &sk.1, first_seen),
                     first_seen_ms,
                     last_seen_ms,
-                    count: state.window.len() as u64,
+                    count: total,
                     host_name: evidence.first().and_then(host_of),
                     evidence,
                     created_at: now,
@@ -589,5 +702,114 @@ mod tests {
         assert!(alerts.is_empty(), "{alerts:?}");
         let alerts = run(&mut d, &[fail("a", 99)]);
         assert_eq!(alerts.len(), 1, "99, 100 and 101 are within 10 s");
+    }
+
+    fn attempts_rule(threshold: u64) -> Rule {
+        crate::rules::parse_rule(
+            &format!(
+                "id: soc/t\ntitle: T\nseverity: high\ndetection: {{sel: {{event.outcome: failure}}, condition: sel}}\ngroup_by: source.ip\nthreshold: {threshold}\nwindow_secs: 600\ncount: attempts\n"
+            ),
+            std::path::Path::new("t.yaml"),
+        )
+        .expect("rule")
+    }
+
+    /// A line of sshd (or of PAM inside sshd) in connection `pid`.
+    fn line(action: &str, pid: u32, port: Option<u16>, secs: i64, attempts: Option<u32>) -> Value {
+        let mut ev = fail("203.0.113.9", secs);
+        ev["event"]["action"] = json!(action);
+        ev["host"] = json!({"hostname": "web-1"});
+        ev["process"] = json!({"name": "sshd", "pid": pid});
+        if let Some(p) = port {
+            ev["source"]["port"] = json!(p);
+        }
+        if let Some(n) = attempts {
+            ev["event"]["attempts"] = json!(n);
+        }
+        ev
+    }
+
+    fn last_count(alerts: &[Alert]) -> Option<u64> {
+        alerts.last().map(|a| a.count)
+    }
+
+    #[test]
+    fn an_attempt_logged_twice_counts_once() {
+        // `Invalid user` then `Failed password for invalid user`: one guess per connection.
+        let mut d = Detector::new(vec![attempts_rule(3)]);
+        let mut events = Vec::new();
+        for c in 0..4u32 {
+            let s = i64::from(c) * 10;
+            events.push(line("ssh_invalid_user", 100 + c, Some(40000), s, None));
+            events.push(line("ssh_login", 100 + c, Some(40000), s, None));
+        }
+        let alerts = run(&mut d, &events);
+        assert_eq!(last_count(&alerts), Some(4), "{alerts:?}");
+        // Counted as lines, the same log says eight.
+        let mut lines = Detector::new(vec![rule(3, 600)]);
+        assert_eq!(last_count(&run(&mut lines, &events)), Some(8));
+    }
+
+    #[test]
+    fn pam_and_sshd_report_the_same_three_guesses() {
+        // PAM's first failure, sshd's three `Failed password`, PAM's `2 more` at the end.
+        let mut d = Detector::new(vec![attempts_rule(3)]);
+        let alerts = run(
+            &mut d,
+            &[
+                line("pam_authentication_failure", 7, None, 0, None),
+                line("ssh_login", 7, Some(5555), 0, None),
+                line("ssh_login", 7, Some(5555), 3, None),
+                line("ssh_login", 7, Some(5555), 6, None),
+                line("pam_authentication_failure", 7, None, 7, Some(2)),
+            ],
+        );
+        assert_eq!(last_count(&alerts), Some(3), "{alerts:?}");
+        // Where sshd's own lines are missing, PAM's alone count all three.
+        let mut d = Detector::new(vec![attempts_rule(3)]);
+        let alerts = run(
+            &mut d,
+            &[
+                line("pam_authentication_failure", 8, None, 0, None),
+                line("pam_authentication_failure", 8, None, 7, Some(2)),
+            ],
+        );
+        assert_eq!(last_count(&alerts), Some(3), "{alerts:?}");
+    }
+
+    #[test]
+    fn a_repeated_line_counts_its_repeats() {
+        // `Failed password ...` then `message repeated 4 times: [ Failed password ...]`.
+        let mut d = Detector::new(vec![attempts_rule(5)]);
+        let alerts = run(
+            &mut d,
+            &[
+                line("ssh_login", 9, Some(1), 0, None),
+                line("ssh_login", 9, Some(1), 20, Some(4)),
+            ],
+        );
+        assert_eq!(last_count(&alerts), Some(5), "{alerts:?}");
+        // Lines with no connection to tell them apart count what each reports.
+        let mut d = Detector::new(vec![attempts_rule(5)]);
+        let bare = |secs, n| {
+            let mut ev = fail("203.0.113.9", secs);
+            ev["event"]["attempts"] = json!(n);
+            ev
+        };
+        let alerts = run(&mut d, &[bare(0, 2), bare(1, 3)]);
+        assert_eq!(last_count(&alerts), Some(5), "{alerts:?}");
+    }
+
+    #[test]
+    fn remembered_connections_are_bounded() {
+        let mut d = Detector::new(vec![attempts_rule(1_000_000)]);
+        let events: Vec<Value> = (0..500u32)
+            .map(|c| line("ssh_login", c, Some(1), i64::from(c), None))
+            .collect();
+        run(&mut d, &events);
+        let changes = d.take_changes();
+        let state: KeyState = serde_json::from_str(&changes.upserts[0].2).expect("state");
+        assert_eq!(state.connections.len(), MAX_CONNECTIONS);
+        assert_eq!(state.window.iter().map(|e| e.weight).sum::<u64>(), 500);
     }
 }

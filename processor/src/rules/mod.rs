@@ -64,7 +64,24 @@ struct RuleFile {
     #[serde(default)]
     distinct: Option<String>,
     #[serde(default)]
+    count: Count,
+    #[serde(default)]
     references: Vec<String>,
+}
+
+/// What a threshold counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Count {
+    /// Every matching line counts one.
+    #[default]
+    Events,
+    /// Login attempts, not lines: a line counts the attempts it reports (`event.attempts`,
+    /// default one), and lines of different kinds (`event.action`) from one connection
+    /// (one process on one host, or one source address and port) report the same attempts
+    /// again, so a connection counts the most any one kind reports. PAM's line and the
+    /// daemon's own for one password guess count once.
+    Attempts,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -103,6 +120,8 @@ pub struct Rule {
     pub window_secs: u64,
     /// Count distinct values of this field instead of events.
     pub distinct: Option<String>,
+    /// Count lines or login attempts.
+    pub count: Count,
     pub references: Vec<String>,
     /// `native` or `sigma`, and the Sigma rule's own id.
     pub format: RuleFormat,
@@ -241,6 +260,7 @@ fn parse_rule_text(text: &str, path: &Path) -> std::result::Result<Rule, RuleErr
             threshold: f.threshold,
             window_secs: f.window_secs,
             distinct: f.distinct,
+            count: f.count,
             references: f.references,
             format: RuleFormat::Native,
         }

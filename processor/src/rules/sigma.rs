@@ -156,6 +156,7 @@ pub fn from_sigma(doc: &Yaml, path: &Path) -> Result<Rule, SigmaError> {
         threshold: 1,
         window_secs: DEFAULT_WINDOW_SECS,
         distinct: None,
+        count: super::Count::Events,
         references,
         format: RuleFormat::Sigma {
             sigma_id: text("id"),

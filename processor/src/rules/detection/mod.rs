@@ -29,6 +29,8 @@ const KEYWORD_FIELDS: [&str; 2] = ["message", "log.original"];
 pub struct Detection {
     selections: BTreeMap<String, Selection>,
     condition: Expr,
+    /// The condition as written, for explanations.
+    condition_text: String,
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +119,7 @@ impl Detection {
         Ok(Detection {
             selections,
             condition,
+            condition_text: text,
         })
     }
 
@@ -165,6 +168,28 @@ impl Detection {
         None
     }
 
+    /// The condition as written.
+    pub fn condition(&self) -> &str {
+        &self.condition_text
+    }
+
+    /// Each selection of the detection against `event`: whether it matched and, when it did
+    /// not, the first field that failed (for `soc explain`).
+    pub fn explain(&self, event: &Value) -> Vec<SelectionCheck> {
+        self.selections
+            .iter()
+            .map(|(name, sel)| {
+                let matched = selection_matches(sel, event);
+                let why_not = (!matched).then(|| why_not(sel, event));
+                SelectionCheck {
+                    name: name.clone(),
+                    matched,
+                    why_not,
+                }
+            })
+            .collect()
+    }
+
     fn eval(&self, expr: &Expr, event: &Value) -> bool {
         match expr {
             Expr::Sel(name) => self
@@ -185,6 +210,53 @@ impl Detection {
                     it.any(|b| b)
                 }
             }
+        }
+    }
+}
+
+/// One selection of a detection checked against one event.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SelectionCheck {
+    pub name: String,
+    pub matched: bool,
+    /// What the event lacked, e.g. `event.outcome is "success", wants "failure"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why_not: Option<String>,
+}
+
+/// The first failing field of the closest alternative (the map with the most fields matched).
+fn why_not(sel: &Selection, event: &Value) -> String {
+    match sel {
+        Selection::Keywords(pats) => {
+            let wanted: Vec<String> = pats.iter().take(5).map(ToString::to_string).collect();
+            let more = if pats.len() > 5 { ", ..." } else { "" };
+            format!("message has none of {}{more}", wanted.join(", "))
+        }
+        Selection::Maps(maps) => {
+            let closest = maps
+                .iter()
+                .max_by_key(|m| m.iter().filter(|f| field_matches(f, event)).count());
+            let Some(failed) = closest.and_then(|m| m.iter().find(|f| !field_matches(f, event)))
+            else {
+                return "no alternative matched".to_string();
+            };
+            let field = failed.path.join(".");
+            let have = match lookup(event, &failed.path) {
+                None => "absent".to_string(),
+                Some(Value::String(s)) => format!("{s:?}"),
+                Some(v) => v.to_string(),
+            };
+            let mut wants: Vec<String> = failed
+                .patterns
+                .iter()
+                .take(5)
+                .map(ToString::to_string)
+                .collect();
+            if failed.patterns.len() > 5 {
+                wants.push(format!("... ({} values)", failed.patterns.len()));
+            }
+            let join = if failed.all { " and " } else { " or " };
+            format!("{field} is {have}, wants {}", wants.join(join))
         }
     }
 }

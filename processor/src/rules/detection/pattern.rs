@@ -211,6 +211,33 @@ pub(super) fn value_matches(p: &Pattern, v: &Value) -> bool {
     }
 }
 
+/// How `soc explain` shows what a pattern wants.
+impl std::fmt::Display for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pattern::Eq { value, .. } => write!(f, "{value:?}"),
+            Pattern::Glob { pattern, .. } => write!(f, "like {pattern}"),
+            Pattern::Contains { value, .. } => write!(f, "containing {value:?}"),
+            Pattern::StartsWith { value, .. } => write!(f, "starting with {value:?}"),
+            Pattern::EndsWith { value, .. } => write!(f, "ending with {value:?}"),
+            Pattern::Re(re) => write!(f, "matching /{}/", re.as_str()),
+            Pattern::Cidr(net) => write!(f, "in {net}"),
+            Pattern::Exists(true) => f.write_str("present"),
+            Pattern::Exists(false) => f.write_str("absent"),
+            Pattern::Null => f.write_str("empty"),
+            Pattern::Num { op, value } => {
+                let op = match op {
+                    NumOp::Lt => "<",
+                    NumOp::Lte => "<=",
+                    NumOp::Gt => ">",
+                    NumOp::Gte => ">=",
+                };
+                write!(f, "{op} {value}")
+            }
+        }
+    }
+}
+
 impl Pattern {
     /// `s` as is and lowercased (callers lowercase once per value).
     pub(super) fn matches_str(&self, s: &str, lower: &str) -> bool {
