@@ -10,6 +10,7 @@
 
 pub mod demo;
 pub mod embedded;
+pub mod explain;
 pub mod keys;
 pub mod metrics;
 pub mod settings;
@@ -67,6 +68,9 @@ pub enum Command {
         /// A directory of rule files, e.g. a checkout of SigmaHQ's rules/web.
         dir: PathBuf,
     },
+    /// Show what the pipeline makes of log lines: the parsed event, the filter's verdict,
+    /// the rules that select each line and why the others do not, and the alerts raised.
+    Explain(explain::ExplainArgs),
 }
 
 #[derive(Args)]
@@ -80,6 +84,10 @@ pub struct UpArgs {
     /// Limit replay speed (lines per second).
     #[arg(long)]
     pub replay_rate: Option<u64>,
+    /// The year of replayed timestamps written without one (an archive from an earlier
+    /// year); default: inferred from the time a line is read, never in the future.
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1970..=9999))]
+    pub year: Option<i32>,
 }
 
 #[derive(Args)]
@@ -107,6 +115,9 @@ pub struct ReplayArgs {
     pub file: PathBuf,
     #[arg(long)]
     pub rate: Option<u64>,
+    /// The year of the file's timestamps written without one.
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1970..=9999))]
+    pub year: Option<i32>,
 }
 
 #[derive(Args)]
@@ -300,6 +311,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let mut config = soc_connectors::replay::ReplayConfig::new(&args.file);
             config.lines_per_sec = args.rate;
             config.max_line_bytes = settings.ingest.max_line_bytes;
+            config.year = settings.ingest.year_of(&args.file, args.year);
             let report = soc_connectors::replay::replay(&stream, &config).await?;
             println!(
                 "replayed {} lines (resumed from byte {})",
@@ -317,6 +329,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             users::run(cmd, &db).await
         }
         Command::CheckRules { dir } => check_rules(&dir),
+        Command::Explain(args) => explain::run(&settings, args),
         Command::Keys(cmd) => {
             let db = connect_db(&settings.database_url()).await?;
             keys::run(cmd, &settings.signing_key_path(), &db).await
@@ -345,13 +358,17 @@ pub async fn up(settings: Settings, args: UpArgs) -> Result<()> {
     let listener = std::net::TcpListener::bind(settings.listen)
         .with_context(|| format!("binding {}", settings.listen))?;
     let max_line_bytes = settings.ingest.max_line_bytes;
-    let mut files = args.replay.clone();
     // Before anything starts: a typo in a path is not a reason to start and then stop.
-    for f in &files {
+    for f in &args.replay {
         std::fs::File::open(f).with_context(|| format!("--replay {}", f.display()))?;
     }
+    let mut files: Vec<(PathBuf, Option<i32>)> = args
+        .replay
+        .iter()
+        .map(|f| (f.clone(), settings.ingest.year_of(f, args.year)))
+        .collect();
     if args.demo {
-        files.push(demo::write(&settings.data_dir)?);
+        files.push((demo::write(&settings.data_dir)?, None));
     }
     let mut pipeline = embedded::start(embedded::Options {
         settings,
@@ -367,10 +384,11 @@ pub async fn up(settings: Settings, args: UpArgs) -> Result<()> {
     let log = pipeline.log.clone();
     let rate = args.replay_rate;
     pipeline.spawn_job("replay".into(), async move {
-        for file in &files {
+        for (file, year) in &files {
             let mut config = soc_connectors::replay::ReplayConfig::new(file);
             config.lines_per_sec = rate;
             config.max_line_bytes = max_line_bytes;
+            config.year = *year;
             let report = soc_connectors::replay::replay_until(&log, &config, shutdown.clone())
                 .await
                 .with_context(|| format!("replaying {}", file.display()))?;

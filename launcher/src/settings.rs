@@ -214,13 +214,32 @@ pub struct RuleSettings {
 pub struct IngestSettings {
     /// Longer lines are cut to this many bytes and set aside in full size in `dead-letters`.
     pub max_line_bytes: usize,
+    /// The year of each replayed file whose timestamps have none (an archive from an
+    /// earlier year), by path as given to `--replay`; `--year` sets it for all.
+    pub replay_years: BTreeMap<PathBuf, i32>,
 }
 
 impl Default for IngestSettings {
     fn default() -> Self {
         IngestSettings {
             max_line_bytes: soc_connectors::replay::DEFAULT_MAX_LINE_BYTES,
+            replay_years: BTreeMap::new(),
         }
+    }
+}
+
+impl IngestSettings {
+    /// The year to give a replayed file's year-less timestamps: `--year`, else the file's
+    /// entry in `replay_years` (matched as given, then by canonical path).
+    pub fn year_of(&self, file: &std::path::Path, flag: Option<i32>) -> Option<i32> {
+        flag.or_else(|| self.replay_years.get(file).copied())
+            .or_else(|| {
+                let canonical = std::fs::canonicalize(file).ok()?;
+                self.replay_years
+                    .iter()
+                    .find(|(p, _)| std::fs::canonicalize(p).ok().as_ref() == Some(&canonical))
+                    .map(|(_, y)| *y)
+            })
     }
 }
 

@@ -19,6 +19,9 @@ pub struct ReplayConfig {
     pub max_line_bytes: usize,
     /// Paces `lines_per_sec`.
     pub clock: Clock,
+    /// The year of timestamps the file writes without one (an archive from an earlier
+    /// year); `None` infers it from the time each line is read.
+    pub year: Option<i32>,
 }
 
 impl ReplayConfig {
@@ -31,6 +34,7 @@ impl ReplayConfig {
             resume: true,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             clock: Clock::System,
+            year: None,
         }
     }
 }

@@ -124,10 +124,16 @@ pub async fn replay_until(
             batch.push(ProduceRecord {
                 key: None,
                 // A cut line says so: its event carries `log.truncated_bytes`.
-                value: if cut {
-                    soc_core::event::truncated_record(line, full as u64)
-                } else {
-                    line.to_vec()
+                value: {
+                    let value = if cut {
+                        soc_core::event::truncated_record(line, full as u64)
+                    } else {
+                        line.to_vec()
+                    };
+                    match config.year {
+                        Some(y) => soc_core::event::with_year(value, y),
+                        None => value,
+                    }
                 },
                 timestamp_ms: chrono::Utc::now().timestamp_millis(),
             });
@@ -303,5 +309,40 @@ mod tests {
             "{:?}",
             real.elapsed()
         );
+    }
+
+    #[tokio::test]
+    async fn an_archive_replayed_with_its_year_says_so_on_every_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("auth.log.2019");
+        std::fs::write(
+            &file,
+            "Dec 31 23:59:58 h sshd[1]: Failed password for root from 192.0.2.1 port 1 ssh2\n\
+             Dec 31 23:59:59 h sshd[2]: Invalid user x from 192.0.2.1 port 2\n",
+        )
+        .expect("write");
+        let log = EmbeddedLog::open(&dir.path().join("log.redb"), None).expect("log");
+        log.ensure_topic(&TopicSpec {
+            name: soc_core::stream::topics::RAW_LOGS.into(),
+            partitions: 1,
+            retention_secs: None,
+            max_partition_bytes: None,
+        })
+        .await
+        .expect("topic");
+        let mut config = ReplayConfig::new(&file);
+        config.year = Some(2019);
+        replay(&log, &config).await.expect("replay");
+        let records = log
+            .read(soc_core::stream::topics::RAW_LOGS, 0, 0, 10)
+            .expect("read");
+        assert_eq!(records.len(), 2);
+        for r in &records {
+            let text = std::str::from_utf8(&r.value).expect("utf-8");
+            let (line, notes) = soc_core::event::split_notes(text);
+            assert!(line.starts_with("Dec 31 23:59:5"), "{line}");
+            assert!(!line.contains('\n'));
+            assert_eq!(notes.year, Some(2019));
+        }
     }
 }
