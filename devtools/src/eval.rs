@@ -412,9 +412,8 @@ impl Evaluator {
         let mut unscored = BTreeSet::new();
         for a in alerts {
             let family = self.mapping.rule_family(&a.rule_id);
-            let keys: Vec<&str> = std::iter::once(a.group_key.as_str())
-                .chain(a.source_ip.as_deref())
-                .collect();
+            let owned = alert_keys(a);
+            let keys: Vec<&str> = owned.iter().map(String::as_str).collect();
             let hit = keys.iter().find_map(|k| {
                 if expected.contains(&(family.clone(), k.to_string())) {
                     Some((family.clone(), k.to_string()))
@@ -476,8 +475,7 @@ impl Evaluator {
     /// neither (additional or unscored).
     pub fn label(&self, result: &TestResult, alert: &Alert) -> Label {
         let family = self.mapping.rule_family(&alert.rule_id);
-        let keys = std::iter::once(alert.group_key.as_str()).chain(alert.source_ip.as_deref());
-        for k in keys {
+        for k in alert_keys(alert) {
             if result.found.contains(&(family.clone(), k.to_string()))
                 || result.found.contains(&("*".to_string(), k.to_string()))
             {
@@ -585,6 +583,21 @@ fn selected(t: &HubTest, only: Option<&str>) -> bool {
 
 /// `line` names `source` as a whole token: `1.2.3.4` is named by `from 1.2.3.4:22` and
 /// `[1.2.3.4]`, not by `11.2.3.4` or `1.2.3.45`.
+/// What an alert can be matched on: its group key and source address, an IPv4 address
+/// also in the IPv4-mapped IPv6 form some logs (and so the hub's labels) write.
+fn alert_keys(a: &Alert) -> Vec<String> {
+    let mut keys: Vec<String> = std::iter::once(a.group_key.clone())
+        .chain(a.source_ip.clone())
+        .collect();
+    let mapped: Vec<String> = keys
+        .iter()
+        .filter(|k| k.parse::<std::net::Ipv4Addr>().is_ok())
+        .map(|k| format!("::ffff:{k}"))
+        .collect();
+    keys.extend(mapped);
+    keys
+}
+
 fn names(line: &str, source: &str) -> bool {
     if source.is_empty() {
         return false;

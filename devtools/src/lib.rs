@@ -6,6 +6,7 @@ pub mod bench;
 pub mod bench_response;
 pub mod bench_triage;
 pub mod eval;
+pub mod eval_lines;
 pub mod eval_triage;
 pub mod fake_llm;
 
@@ -32,6 +33,10 @@ pub enum Command {
     BenchResponse(bench_response::ResponseBenchArgs),
     /// Score the detections against the CrowdSec hub's tests (e.g. ../shared/corpora/crowdsec-hub).
     Eval(eval::EvalArgs),
+    /// Score the parsers, filter and rules on labelled log lines, per family: failure lines
+    /// recognised, attempts counted, false positives on look-alike benign lines
+    /// (devtools/eval/lines by default; fail2ban's test logs with --fail2ban).
+    EvalLines(eval_lines::EvalLinesArgs),
     /// Triage the hub corpus's alerts with the configured model and compare the verdicts
     /// with the labels (needs GROQ_API_KEY for Groq; says so and exits without it).
     EvalTriage(eval_triage::EvalTriageArgs),
@@ -43,6 +48,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::BenchTriage(args) => bench_triage::run(args).await,
         Command::BenchResponse(args) => bench_response::run(args).await,
         Command::Eval(args) => eval::run(args),
+        Command::EvalLines(args) => eval_lines::run(args),
         Command::EvalTriage(args) => eval_triage::run(args).await.map(|_| ()),
     }
 }
