@@ -77,6 +77,11 @@ pub struct Alert {
     /// An alert with any is raised one severity level above its rule's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indicators: Vec<String>,
+    /// The attacker's incident: alerts of several rules against one source (or key) close
+    /// in time share it, so a scanner is one incident with many rule hits. Set when the
+    /// alert is stored; absent on an alert not stored yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<Uuid>,
     /// The triage verdict: the deterministic fallback until a model's verdict arrives.
     /// Serialized with its `rank`, so clients keep the winner without knowing the rule.
     #[serde(
@@ -94,6 +99,23 @@ impl Alert {
     pub fn incident_id(rule_id: &str, group_key: &str, first_seen: DateTime<Utc>) -> Uuid {
         let name = format!(
             "{rule_id}\u{1f}{group_key}\u{1f}{}",
+            first_seen.timestamp_millis()
+        );
+        Uuid::new_v5(&ALERT_ID_NAMESPACE, name.as_bytes())
+    }
+}
+
+impl Alert {
+    /// Who the alert is about, for grouping into incidents: the source address, else the
+    /// rule's grouping key (a user, a host).
+    pub fn attacker(&self) -> &str {
+        self.source_ip.as_deref().unwrap_or(&self.group_key)
+    }
+
+    /// The deterministic id of the incident an attacker's alerts open at `first_seen`.
+    pub fn attacker_incident_id(attacker: &str, first_seen: DateTime<Utc>) -> Uuid {
+        let name = format!(
+            "incident\u{1f}{attacker}\u{1f}{}",
             first_seen.timestamp_millis()
         );
         Uuid::new_v5(&ALERT_ID_NAMESPACE, name.as_bytes())

@@ -3,8 +3,8 @@
 //! route table to the same set of routes.
 
 use crate::routes::{
-    actions, agents, alerts, auth as auth_routes, health, rules, stats, suppressions, tokens,
-    users, workflow,
+    actions, agents, alerts, auth as auth_routes, health, incidents, rules, stats, suppressions,
+    tokens, users, workflow,
 };
 use actix_web::{web, HttpResponse, ResponseError};
 use std::sync::{Arc, OnceLock};
@@ -29,6 +29,7 @@ use utoipa::{Modify, OpenApi};
         auth_routes::change_password,
         auth_routes::session,
         alerts::list,
+        incidents::list,
         alerts::get,
         alerts::revisions,
         workflow::update,

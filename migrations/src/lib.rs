@@ -13,6 +13,7 @@ mod m20261203_000008_alert_revisions;
 mod m20261203_000009_response;
 mod m20261203_000010_agents;
 mod m20261204_000011_agent_keys;
+mod m20261205_000012_alert_incidents;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000009_response::Migration),
             Box::new(m20261203_000010_agents::Migration),
             Box::new(m20261204_000011_agent_keys::Migration),
+            Box::new(m20261205_000012_alert_incidents::Migration),
         ]
     }
 }

@@ -194,6 +194,7 @@ mod tests {
             evidence: vec![ev; 5],
             revision: 1,
             indicators: vec![],
+            incident_id: None,
             triage: None,
             created_at: now,
             updated_at: now,

@@ -390,8 +390,11 @@ async fn run_partition(
                 )
                 .await
             {
-                Ok(()) => {
+                Ok(incidents) => {
                     proposer.recorded(&proposals);
+                    for a in &mut alerts {
+                        a.incident_id = incidents.get(&a.id).copied();
+                    }
                     break;
                 }
                 Err(Error::Database(e)) => match delays.next() {

@@ -495,6 +495,7 @@ mod tests {
             evidence,
             revision: 1,
             indicators: vec![],
+            incident_id: None,
             triage: None,
             created_at: now,
             updated_at: now,

@@ -8,7 +8,7 @@ use chrono::Utc;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, QueryFilter, QuerySelect, Set, TransactionTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use soc_core::db::{
     alert, alert_event, alert_revision, processor_checkpoint, rule_state, suppression,
@@ -115,7 +115,7 @@ impl Store {
         alerts: &[Alert],
         changes: &StateChanges,
         hidden: &Hidden,
-    ) -> Result<()> {
+    ) -> Result<HashMap<uuid::Uuid, uuid::Uuid>> {
         self.commit_batch_proposing(
             consumer,
             partition,
@@ -132,7 +132,7 @@ impl Store {
     /// One transaction: upsert alerts, reopen resolved incidents that have new events, count
     /// what suppressions withheld, apply rule-state changes, record the verdicts' proposed
     /// actions (approving what the policy may, at most `max_auto_per_minute`), move the
-    /// checkpoint.
+    /// checkpoint. Returns the incident each alert was filed under.
     #[allow(clippy::too_many_arguments)]
     pub async fn commit_batch_proposing(
         &self,
@@ -144,13 +144,16 @@ impl Store {
         hidden: &Hidden,
         proposals: &[crate::actions::Proposal],
         max_auto_per_minute: u32,
-    ) -> Result<()> {
+    ) -> Result<HashMap<uuid::Uuid, uuid::Uuid>> {
         let txn = self.db.begin().await?;
         let before = stored(&txn, alerts).await?;
+        let incidents = assign_incidents(&txn, alerts, &before).await?;
         for chunk in alerts.chunks(CHUNK) {
-            let models = chunk
-                .iter()
-                .map(|a| alert::Model::from(a).into_active_model());
+            let models = chunk.iter().map(|a| {
+                let mut m = alert::Model::from(a);
+                m.incident_id = incidents.get(&a.id).map(ToString::to_string);
+                m.into_active_model()
+            });
             alert::Entity::insert_many(models)
                 .on_conflict(
                     OnConflict::column(alert::Column::Id)
@@ -251,8 +254,78 @@ impl Store {
                 })?;
         }
         txn.commit().await?;
-        Ok(())
+        Ok(incidents)
     }
+}
+
+/// How long an attacker may stay quiet and its next alert still join the same incident.
+pub const INCIDENT_GAP_SECS: i64 = 3600;
+
+/// The incident of each alert of the batch: the one it already has, else the incident of
+/// the same attacker (source address, else grouping key) whose alerts were last seen no more
+/// than [`INCIDENT_GAP_SECS`] before this alert began (earlier in the batch or stored),
+/// else a new one named after the attacker and the alert's start. Stored with the alerts
+/// in the batch's transaction, so a replay after a crash finds the same incidents.
+async fn assign_incidents(
+    txn: &DatabaseTransaction,
+    alerts: &[Alert],
+    before: &HashMap<String, Stored>,
+) -> Result<HashMap<uuid::Uuid, uuid::Uuid>> {
+    let gap = chrono::Duration::seconds(INCIDENT_GAP_SECS);
+    let mut out = HashMap::new();
+    // Per attacker: the incident and the latest time seen in it, as this batch goes.
+    let mut open: HashMap<String, (uuid::Uuid, chrono::DateTime<Utc>)> = HashMap::new();
+    for a in alerts {
+        let attacker = a.attacker().to_string();
+        let kept = before
+            .get(&a.id.to_string())
+            .and_then(|s| s.incident_id.as_deref())
+            .and_then(|i| i.parse().ok());
+        let joined = match open.get(&attacker) {
+            Some((id, last)) if a.first_seen <= *last + gap => Some(*id),
+            _ => None,
+        };
+        let id = match kept.or(joined) {
+            Some(id) => id,
+            None => match latest_incident(txn, a, a.first_seen - gap).await? {
+                Some(id) => id,
+                None => Alert::attacker_incident_id(&attacker, a.first_seen),
+            },
+        };
+        let last = open
+            .get(&attacker)
+            .filter(|(open_id, _)| *open_id == id)
+            .map_or(a.last_seen, |(_, l)| (*l).max(a.last_seen));
+        open.insert(attacker, (id, last));
+        out.insert(a.id, id);
+    }
+    Ok(out)
+}
+
+/// The incident of the attacker's most recent stored alert seen at or after `since`.
+async fn latest_incident(
+    txn: &DatabaseTransaction,
+    a: &Alert,
+    since: chrono::DateTime<Utc>,
+) -> Result<Option<uuid::Uuid>> {
+    let query = alert::Entity::find()
+        .select_only()
+        .column(alert::Column::Id)
+        .column(alert::Column::IncidentId)
+        .filter(alert::Column::LastSeen.gte(since))
+        .filter(alert::Column::Id.ne(a.id.to_string()));
+    let query = match &a.source_ip {
+        Some(ip) => query.filter(alert::Column::SourceIp.eq(ip.as_str())),
+        None => query
+            .filter(alert::Column::SourceIp.is_null())
+            .filter(alert::Column::GroupKey.eq(a.group_key.as_str())),
+    };
+    let row: Option<(String, Option<String>)> = query
+        .order_by_desc(alert::Column::LastSeen)
+        .into_tuple()
+        .one(txn)
+        .await?;
+    Ok(row.and_then(|(id, incident)| incident.unwrap_or(id).parse().ok()))
 }
 
 /// What the database holds of the batch's alerts before the batch: their event count, their
@@ -262,29 +335,32 @@ struct Stored {
     count: i64,
     severity: String,
     resolved: bool,
+    incident_id: Option<String>,
 }
 
 async fn stored(txn: &DatabaseTransaction, alerts: &[Alert]) -> Result<HashMap<String, Stored>> {
     let mut out = HashMap::new();
     let ids: Vec<String> = alerts.iter().map(|a| a.id.to_string()).collect();
     for chunk in ids.chunks(CHUNK) {
-        let rows: Vec<(String, i64, String, String)> = alert::Entity::find()
+        let rows: Vec<(String, i64, String, String, Option<String>)> = alert::Entity::find()
             .select_only()
             .column(alert::Column::Id)
             .column(alert::Column::Count)
             .column(alert::Column::Severity)
             .column(alert::Column::Status)
+            .column(alert::Column::IncidentId)
             .filter(alert::Column::Id.is_in(chunk.iter().cloned()))
             .into_tuple()
             .all(txn)
             .await?;
-        for (id, count, severity, status) in rows {
+        for (id, count, severity, status, incident_id) in rows {
             out.insert(
                 id,
                 Stored {
                     count,
                     severity,
                     resolved: status == "resolved",
+                    incident_id,
                 },
             );
         }

@@ -32,6 +32,7 @@ fn alert(count: u64) -> Alert {
         evidence: vec![serde_json::json!({"user": {"name": "pascal"}})],
         revision: count,
         indicators: Vec::new(),
+        incident_id: None,
         triage: None,
         created_at: first,
         updated_at: first,
@@ -79,7 +80,7 @@ async fn batch_commit_is_an_upsert_with_state_and_checkpoint() {
             upserts: vec![],
             deletes: vec![("soc/ssh-bruteforce".into(), "1.2.3.4".into())],
         };
-        store
+        let incidents = store
             .commit_batch("p", 0, 20, &[alert(7)], &changes, &Hidden::new())
             .await
             .expect("commit 2");
@@ -88,7 +89,13 @@ async fn batch_commit_is_an_upsert_with_state_and_checkpoint() {
             .await
             .expect("alerts");
         assert_eq!(stored.len(), 1, "{b}");
-        assert_eq!(stored[0], alert(7), "{b}: round trip is exact");
+        let mut expected = alert(7);
+        expected.incident_id = incidents.get(&expected.id).copied();
+        assert!(
+            expected.incident_id.is_some(),
+            "{b}: filed under an incident"
+        );
+        assert_eq!(stored[0], expected, "{b}: round trip is exact");
         assert!(
             store.rule_state("p", 0).await.expect("state").is_empty(),
             "{b}"
@@ -422,5 +429,106 @@ async fn an_incident_keeps_its_milestones_first_doublings_and_severity_changes()
             ],
             "{b}"
         );
+    }
+}
+
+/// An alert of `rule` against `ip` from `start` (minutes after 10:00) for `minutes`.
+fn hit(rule: &str, ip: &str, start: i64, minutes: i64) -> Alert {
+    let t0 = Utc
+        .with_ymd_and_hms(2026, 3, 1, 10, 0, 0)
+        .single()
+        .expect("time");
+    let first = t0 + chrono::Duration::minutes(start);
+    let mut a = alert(3);
+    a.id = Alert::incident_id(rule, ip, first);
+    a.rule_id = rule.into();
+    a.group_key = ip.into();
+    a.source_ip = Some(ip.into());
+    a.first_seen = first;
+    a.last_seen = first + chrono::Duration::minutes(minutes);
+    a
+}
+
+#[tokio::test]
+async fn one_attackers_alerts_of_several_rules_are_one_incident() {
+    for db in TestDb::all().await {
+        let store = Store::new(db.conn.clone());
+        let b = db.backend;
+        let probing = hit("soc/http-probing", "203.0.113.7", 0, 5);
+        let admin = hit("soc/http-admin-interface-probing", "203.0.113.7", 2, 10);
+        let other = hit("soc/http-probing", "198.51.100.9", 1, 5);
+        let first = store
+            .commit_batch(
+                "p",
+                0,
+                1,
+                &[probing.clone(), admin.clone(), other.clone()],
+                &StateChanges::default(),
+                &Hidden::new(),
+            )
+            .await
+            .expect("commit");
+        assert_eq!(
+            first[&probing.id], first[&admin.id],
+            "{b}: same attacker, same incident"
+        );
+        assert_ne!(
+            first[&probing.id], first[&other.id],
+            "{b}: another attacker"
+        );
+        // Later, in another batch: within an hour of the last hit it joins; after a quiet
+        // hour and more it opens a new incident.
+        let sqli = hit("soc/http-sqli-probing", "203.0.113.7", 60, 1);
+        let again = store
+            .commit_batch(
+                "p",
+                0,
+                2,
+                std::slice::from_ref(&sqli),
+                &StateChanges::default(),
+                &Hidden::new(),
+            )
+            .await
+            .expect("commit");
+        assert_eq!(
+            again[&sqli.id], first[&probing.id],
+            "{b}: joins across batches"
+        );
+        let late = hit("soc/http-probing", "203.0.113.7", 200, 1);
+        let later = store
+            .commit_batch(
+                "p",
+                0,
+                3,
+                std::slice::from_ref(&late),
+                &StateChanges::default(),
+                &Hidden::new(),
+            )
+            .await
+            .expect("commit");
+        assert_ne!(
+            later[&late.id], first[&probing.id],
+            "{b}: a new incident after a quiet hour"
+        );
+        // Replayed after a crash, in another order, an alert keeps its incident.
+        let replay = store
+            .commit_batch(
+                "p",
+                0,
+                1,
+                &[admin.clone(), probing.clone()],
+                &StateChanges::default(),
+                &Hidden::new(),
+            )
+            .await
+            .expect("commit");
+        assert_eq!(replay[&admin.id], first[&admin.id], "{b}");
+        assert_eq!(replay[&probing.id], first[&probing.id], "{b}");
+        // The stored alerts carry it.
+        let stored = store
+            .alerts_by_id(&[sqli.id.to_string()])
+            .await
+            .expect("read");
+        assert_eq!(stored[0].incident_id, Some(first[&probing.id]), "{b}");
     }
 }

@@ -211,6 +211,7 @@ fn alert(rule: &str, ip: &str, severity: Severity, count: u64) -> Alert {
         })],
         revision: count,
         indicators: vec![],
+        incident_id: None,
         triage: None,
         created_at: now,
         updated_at: now,

@@ -25,6 +25,8 @@ pub struct Model {
     /// JSON array of the indicators of compromise matched.
     #[sea_orm(column_type = "Text")]
     pub indicators: String,
+    /// The attacker's incident the alert belongs to (`Alert::incident_id`).
+    pub incident_id: Option<String>,
     /// `new`, `acknowledged`, `investigating` or `resolved`; set by analysts, reopened by
     /// the processor when a resolved incident gets new events.
     pub status: String,

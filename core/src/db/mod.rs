@@ -79,6 +79,7 @@ impl From<&Alert> for alert::Model {
             evidence: serde_json::to_string(&a.evidence).unwrap_or_else(|_| "[]".into()),
             revision: a.revision as i64,
             indicators: serde_json::to_string(&a.indicators).unwrap_or_else(|_| "[]".into()),
+            incident_id: a.incident_id.map(|i| i.to_string()),
             status: "new".to_string(),
             assignee: None,
             resolution: None,
@@ -126,6 +127,11 @@ impl TryFrom<alert::Model> for Alert {
                 Some(t) => Some(serde_json::from_str(t).map_err(|e| bad(format!("triage: {e}")))?),
                 None => None,
             },
+            // Rows stored before incidents existed are each their own.
+            incident_id: Some(match &m.incident_id {
+                Some(i) => i.parse().map_err(|e| bad(format!("incident_id: {e}")))?,
+                None => m.id.parse().map_err(|e| bad(format!("id: {e}")))?,
+            }),
             rule_id: m.rule_id,
             title: m.title,
             group_by: m.group_by,

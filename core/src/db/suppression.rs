@@ -116,6 +116,7 @@ mod tests {
             evidence: users.iter().map(|u| json!({"user": {"name": u}})).collect(),
             revision: 1,
             indicators: vec![],
+            incident_id: None,
             triage: None,
             created_at: t,
             updated_at: t,

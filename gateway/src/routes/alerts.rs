@@ -46,6 +46,8 @@ pub struct ListQuery {
     pub until: Option<chrono::DateTime<chrono::Utc>>,
     /// Free text, case-insensitive, in the title, rule, source, host and grouping key.
     pub q: Option<String>,
+    /// The alerts of one attacker's incident (`incident_id`, see `GET /api/incidents`).
+    pub incident: Option<String>,
     /// `first_seen` (default), `last_seen` or `count`.
     pub sort: Option<String>,
     /// `desc` (default) or `asc`.
@@ -228,6 +230,20 @@ pub fn filtered(
     }
     if let Some(t) = q.until {
         query = query.filter(alert::Column::FirstSeen.lte(t));
+    }
+    if let Some(i) = text_param("incident", &q.incident)? {
+        let id = uuid::Uuid::parse_str(i)
+            .map_err(|_| ApiError::BadRequest(format!("`{i}` is not an incident id")))?
+            .to_string();
+        query = query.filter(
+            Condition::any()
+                .add(alert::Column::IncidentId.eq(id.as_str()))
+                .add(
+                    Condition::all()
+                        .add(alert::Column::IncidentId.is_null())
+                        .add(alert::Column::Id.eq(id.as_str())),
+                ),
+        );
     }
     if let Some(text) = text_param("q", &q.q)? {
         let mut any = Condition::any();

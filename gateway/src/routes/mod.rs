@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod auth;
 pub mod dashboard;
 pub mod health;
+pub mod incidents;
 pub mod rules;
 pub mod stats;
 pub mod suppressions;
@@ -76,6 +77,9 @@ pub fn table() -> Vec<RouteDef> {
             r.to(auth::session)
         }),
         def(get.clone(), "/api/alerts", VIEWER, |r| r.to(alerts::list)),
+        def(get.clone(), "/api/incidents", VIEWER, |r| {
+            r.to(incidents::list)
+        }),
         def(get.clone(), "/api/alerts/{id}", VIEWER, |r| {
             r.to(alerts::get)
         }),

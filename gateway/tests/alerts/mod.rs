@@ -551,3 +551,96 @@ async fn pipeline_rates_come_from_readings_on_the_hubs_clock() {
         "no such counter"
     );
 }
+
+#[actix_web::test]
+async fn incidents_group_one_attackers_rule_hits() {
+    for db in TestDb::all().await {
+        let b = db.backend;
+        let incident = uuid::Uuid::new_v4();
+        // A scanner tripping three rules, filed under one incident; another attacker alone.
+        let mut scanner: Vec<_> = [
+            "soc/http-probing",
+            "soc/http-sensitive-files",
+            "soc/http-sqli-probing",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| {
+            let mut a = alert("203.0.113.7", i as u32);
+            a.id = soc_core::Alert::incident_id(rule, "203.0.113.7", a.first_seen);
+            a.rule_id = (*rule).into();
+            a.mitre = vec![format!("T159{i}")];
+            a.incident_id = Some(incident);
+            a
+        })
+        .collect();
+        scanner[2].severity = soc_core::Severity::Critical;
+        let lone = alert("198.51.100.9", 30);
+        let mut all = scanner.clone();
+        all.push(lone.clone());
+        insert(&db, &all).await;
+        let app = test::init_service(create_app(state(&db))).await;
+        let t = token(&db, Role::Viewer).await;
+
+        let page: Value = test::call_and_read_body_json(
+            &app,
+            test::TestRequest::get()
+                .insert_header(bearer(&t))
+                .uri("/api/incidents")
+                .to_request(),
+        )
+        .await;
+        assert_eq!(
+            page["total"], 2,
+            "{b}: two attackers, two incidents: {page}"
+        );
+        let incidents = page["incidents"].as_array().expect("incidents");
+        // The most recently active first: the lone alert is seen last.
+        assert_eq!(incidents[0]["attacker"], "198.51.100.9", "{b}");
+        let scan = &incidents[1];
+        assert_eq!(scan["id"], incident.to_string(), "{b}");
+        assert_eq!(scan["hits"].as_array().expect("hits").len(), 3, "{b}");
+        assert_eq!(scan["severity"], "critical", "{b}: the highest of its hits");
+        assert_eq!(
+            scan["hits"][0]["rule_id"], "soc/http-sqli-probing",
+            "{b}: most severe first"
+        );
+        assert_eq!(scan["mitre"].as_array().expect("mitre").len(), 3, "{b}");
+        assert_eq!(scan["status"], "new", "{b}");
+
+        // Pages of one, and the alerts of one incident.
+        let first: Value = test::call_and_read_body_json(
+            &app,
+            test::TestRequest::get()
+                .insert_header(bearer(&t))
+                .uri("/api/incidents?limit=1")
+                .to_request(),
+        )
+        .await;
+        assert_eq!(first["incidents"].as_array().expect("page").len(), 1, "{b}");
+        assert_eq!(first["next_offset"], 1, "{b}");
+        let alerts: Value = test::call_and_read_body_json(
+            &app,
+            test::TestRequest::get()
+                .insert_header(bearer(&t))
+                .uri(&format!("/api/alerts?incident={incident}"))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(alerts["total"], 3, "{b}");
+        assert!(alerts["alerts"]
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .all(|a| a["incident_id"] == incident.to_string()));
+        let bad = test::call_service(
+            &app,
+            test::TestRequest::get()
+                .insert_header(bearer(&t))
+                .uri("/api/incidents?limit=0")
+                .to_request(),
+        )
+        .await;
+        assert_eq!(bad.status(), 400, "{b}");
+    }
+}

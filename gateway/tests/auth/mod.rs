@@ -26,6 +26,7 @@ fn expected(method: &Method, path: &str) -> Option<Access> {
         ("POST", "/api/auth/password") => Account,
         ("GET", "/api/session") => Account,
         ("GET", "/api/alerts") => R(Viewer),
+        ("GET", "/api/incidents") => R(Viewer),
         ("GET", "/api/alerts/{id}") => R(Viewer),
         ("PATCH", "/api/alerts/{id}") => R(Analyst),
         ("GET", "/api/alerts/{id}/history") => R(Viewer),

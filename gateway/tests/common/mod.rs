@@ -26,6 +26,7 @@ pub fn alert(ip: &str, minute: u32) -> Alert {
         evidence: vec![],
         revision: 5,
         indicators: Vec::new(),
+        incident_id: None,
         triage: None,
         created_at: first,
         updated_at: first,

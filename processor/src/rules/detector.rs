@@ -507,6 +507,7 @@ fn to_alert(rule: &Rule, key: &str, inc: &Incident, now: DateTime<Utc>) -> Alert
         evidence: inc.evidence.clone(),
         revision: inc.count,
         indicators: inc.indicators.clone(),
+        incident_id: None,
         triage: None,
         created_at: inc.created_at,
         updated_at: now,

@@ -425,6 +425,7 @@ mod tests {
             })],
             revision: count,
             indicators: vec![],
+            incident_id: None,
             triage: None,
             created_at: now,
             updated_at: now,
