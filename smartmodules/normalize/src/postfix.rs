@@ -30,6 +30,18 @@ pub fn apply(msg: &str, ev: &mut Event) -> bool {
                 if !client(&mut probe, &r[..i]) {
                     return false;
                 }
+                // The server could not check (its SASL backend is down) or the client asked
+                // for a mechanism not offered: no password was judged wrong.
+                let tail = &r[i..];
+                if tail.contains("Connection lost to authentication server")
+                    || tail.contains("Invalid authentication mechanism")
+                {
+                    ecs::mark(ev, DATASET, "smtp_auth_error", None);
+                    ev.source = probe.source;
+                    ev.service = probe.service;
+                    ev.event.reason = tail.rsplit_once(": ").map(|(_, why)| why.to_string());
+                    return true;
+                }
                 ecs::auth(ev, DATASET, "smtp_auth_failure", FAILURE);
                 ev.source = probe.source;
                 ev.service = probe.service;
@@ -129,6 +141,18 @@ fn violation(ev: &mut Event, from: &str, reason: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sasl_error_that_judged_no_password_is_not_a_failure() {
+        let mut ev = Event::default();
+        assert!(apply(
+            "warning: unknown[192.0.2.5]: SASL LOGIN authentication failed: Connection lost to authentication server",
+            &mut ev
+        ));
+        assert_eq!(ev.event.action.as_deref(), Some("smtp_auth_error"));
+        assert!(ev.event.category.is_empty() && ev.event.outcome.is_none());
+        assert_eq!(ev.source_ip(), Some("192.0.2.5"));
+    }
 
     fn run(msg: &str) -> Option<Event> {
         let mut ev = Event::default();

@@ -345,6 +345,16 @@ fn sshd(msg: &str, ev: &mut Event) -> bool {
             }
         }
     }
+    // `Received disconnect from IP port P:11: Bye Bye [preauth]`: the client left before
+    // authenticating, like a bare preauth close.
+    if preauth {
+        if let Some(r) = msg.strip_prefix("Received disconnect from ") {
+            if let Some((ip, port)) = ip_port(r) {
+                auth(ev, "ssh_preauth_close", FAILURE, None, ip, port);
+                return true;
+            }
+        }
+    }
     // Session bookkeeping: recognized, but not security events (no category).
     for (prefix, action) in [
         ("Received disconnect from ", "ssh_disconnect"),
