@@ -575,3 +575,107 @@ async fn the_header_counts_alerts_beyond_the_loaded_page() {
     let _ = stop.send(true);
     pipeline.wait().await.expect("clean shutdown");
 }
+
+/// An attacker's alerts of several rules are one row, which opens onto the other rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_attackers_rule_hits_are_one_row() {
+    use sea_orm::{EntityTrait, IntoActiveModel};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pipeline, stop) = support::start_without_model(dir.path(), Some(ADMIN_PASSWORD)).await;
+    let t = chrono::Utc::now();
+    let scanner = uuid::Uuid::new_v4();
+    let alert = |rule: &str, ip: &str, severity, incident: Option<uuid::Uuid>| {
+        let a = soc_core::Alert {
+            id: soc_core::Alert::incident_id(rule, ip, t),
+            rule_id: rule.into(),
+            title: format!("{rule}: source.ip = {ip}"),
+            severity,
+            mitre: vec!["T1595".into()],
+            group_by: "source.ip".into(),
+            group_key: ip.into(),
+            source_ip: Some(ip.into()),
+            host_name: Some("web".into()),
+            count: 12,
+            first_seen: t,
+            last_seen: t,
+            evidence: vec![],
+            revision: 12,
+            indicators: vec![],
+            incident_id: incident,
+            triage: None,
+            created_at: t,
+            updated_at: t,
+        };
+        soc_core::db::alert::Model::from(&a).into_active_model()
+    };
+    use soc_core::Severity::{High, Medium};
+    let stored = vec![
+        alert("soc/http-probing", "203.0.113.7", Medium, Some(scanner)),
+        alert(
+            "soc/http-sensitive-files",
+            "203.0.113.7",
+            High,
+            Some(scanner),
+        ),
+        alert(
+            "soc/http-admin-interface-probing",
+            "203.0.113.7",
+            Medium,
+            Some(scanner),
+        ),
+        alert("soc/ssh-bruteforce", "198.51.100.9", High, None),
+    ];
+    soc_core::db::alert::Entity::insert_many(stored)
+        .exec_without_returning(&pipeline.db)
+        .await
+        .expect("insert");
+
+    let mut browser = Browser::launch().await;
+    browser.open(&format!("http://{}/", pipeline.addr)).await;
+    browser
+        .wait_for("document.getElementById('signin').hidden", |v| v == false)
+        .await;
+    browser.desktop().await;
+    browser.sign_in("admin", ADMIN_PASSWORD).await;
+    browser
+        .wait_for("document.getElementById('counts').textContent", |v| {
+            v == "4 alerts in 2 incidents"
+        })
+        .await;
+    const VISIBLE: &str = "JSON.stringify([...document.querySelectorAll('#alerts tr')].filter(r => !r.hidden).map(r => r.children[1].textContent))";
+    let visible = browser.eval(VISIBLE).await;
+    let visible: Vec<String> =
+        serde_json::from_str(visible.as_str().expect("string")).expect("rows");
+    assert_eq!(visible.len(), 2, "one row per attacker: {visible:?}");
+    let lead = visible
+        .iter()
+        .find(|t| t.contains("203.0.113.7"))
+        .expect("the scanner's row");
+    assert!(
+        lead.starts_with("soc/http-sensitive-files") && lead.ends_with("+2 rules"),
+        "the most severe hit leads and counts the others: {lead}"
+    );
+    // Opening the row shows the other two rules right behind it.
+    browser
+        .eval("document.querySelector('#alerts button.rules').click(); 0")
+        .await;
+    let opened = browser
+        .wait_for(VISIBLE, |v| {
+            v.as_str()
+                .and_then(|s| serde_json::from_str::<Vec<String>>(s).ok())
+                .is_some_and(|r| r.len() == 4)
+        })
+        .await;
+    let opened: Vec<String> = serde_json::from_str(opened.as_str().expect("string")).expect("rows");
+    let at = opened
+        .iter()
+        .position(|t| t.starts_with("soc/http-sensitive-files"))
+        .expect("lead");
+    assert!(
+        opened[at + 1].contains("203.0.113.7") && opened[at + 2].contains("203.0.113.7"),
+        "{opened:?}"
+    );
+    drop(browser);
+    let _ = stop.send(true);
+    pipeline.wait().await.expect("clean shutdown");
+}
