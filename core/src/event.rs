@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 pub const KIND_UNPARSED: &str = "unparsed";
 /// `event.kind` of a line that was parsed.
 pub const KIND_EVENT: &str = "event";
+/// `event.action` of BSD syslogd's `last message repeated N times`: the host's previous
+/// line again, `event.attempts` times. Only the processor knows which line that was.
+pub const ACTION_REPEATED: &str = "syslog_repeated";
 
 /// Trailer of a raw record whose line was cut to the size limit: the record is the cut line,
 /// `\n`, this prefix and the line's full size in bytes. A line never holds `\n`, so what

@@ -192,7 +192,13 @@ pub struct Detector {
     stale: Vec<(String, String)>,
     /// Highest event time seen: windows older than it by more than their length are closed.
     watermark_ms: i64,
+    /// Per host, the last event a rule counted: what BSD syslogd's `last message repeated N
+    /// times` repeats. Kept in memory only: a repeat read first after a restart is lost.
+    last_counted: HashMap<String, Arc<Value>>,
 }
+
+/// Hosts whose last counted event is remembered; beyond, the memory starts over.
+const MAX_REPEAT_HOSTS: usize = 4096;
 
 /// What changed in one batch, to be written atomically with the batch's checkpoint.
 #[derive(Debug, Default)]
@@ -256,6 +262,7 @@ impl Detector {
             removed: HashSet::new(),
             stale: Vec::new(),
             watermark_ms: i64::MIN,
+            last_counted: HashMap::new(),
         }
     }
 
@@ -287,6 +294,11 @@ impl Detector {
 
     /// Feed one event; returns the alerts it raised or updated.
     pub fn process(&mut self, event: &Value, record_ts_ms: i64, now: DateTime<Utc>) -> Vec<Alert> {
+        if crate::fields::lookup(event, "event.action").and_then(Value::as_str)
+            == Some(soc_core::event::ACTION_REPEATED)
+        {
+            return self.repeat(event, record_ts_ms, now);
+        }
         let hits = self.iocs.matches(event);
         let annotated;
         let event = if hits.is_empty() {
@@ -430,7 +442,42 @@ impl Detector {
                 state.incident = Some(inc);
             }
         }
+        if let Some(host) = host_of(event) {
+            if matched.is_empty() {
+                self.last_counted.remove(&host);
+            } else {
+                if self.last_counted.len() >= MAX_REPEAT_HOSTS {
+                    self.last_counted.clear();
+                }
+                let copy = shared.unwrap_or_else(|| Arc::new(event.clone()));
+                self.last_counted.insert(host, copy);
+            }
+        }
         out
+    }
+
+    /// BSD syslogd's `last message repeated N times`: the host's last counted event again,
+    /// standing for N times what it stood for, at the repeat's time.
+    fn repeat(&mut self, event: &Value, record_ts_ms: i64, now: DateTime<Utc>) -> Vec<Alert> {
+        let Some(prev) = host_of(event).and_then(|h| self.last_counted.get(&h).cloned()) else {
+            return Vec::new();
+        };
+        let times = crate::fields::lookup(event, "event.attempts")
+            .and_then(Value::as_u64)
+            .unwrap_or(1);
+        let each = crate::fields::lookup(&prev, "event.attempts")
+            .and_then(Value::as_u64)
+            .unwrap_or(1);
+        let mut again = (*prev).clone();
+        if let Some(obj) = again.as_object_mut() {
+            if let Some(t) = event.get("@timestamp") {
+                obj.insert("@timestamp".into(), t.clone());
+            }
+            if let Some(info) = obj.get_mut("event").and_then(Value::as_object_mut) {
+                info.insert("attempts".into(), Value::from(times.saturating_mul(each)));
+            }
+        }
+        self.process(&again, record_ts_ms, now)
     }
 
     /// Forget keys whose windows and incidents ended before the watermark.
@@ -862,5 +909,29 @@ mod tests {
         let alerts = run(&mut d, &[ok]);
         let rules: Vec<&str> = alerts.iter().map(|a| a.rule_id.as_str()).collect();
         assert_eq!(rules, vec!["soc/other"]);
+    }
+
+    #[test]
+    fn a_bsd_repeat_counts_the_hosts_last_counted_line_again() {
+        let mut d = Detector::new(vec![attempts_rule(5)]);
+        let repeat = |secs: i64, n: u64| {
+            let t = DateTime::from_timestamp(1_700_000_000 + secs, 0).expect("time");
+            json!({"@timestamp": t.to_rfc3339(), "host": {"hostname": "web-1"},
+                   "event": {"action": soc_core::event::ACTION_REPEATED, "attempts": n}})
+        };
+        let alerts = run(
+            &mut d,
+            &[
+                line("ssh_login", 9, Some(1), 0, None),
+                line("ssh_login", 9, Some(1), 2, None),
+                repeat(30, 3),
+            ],
+        );
+        assert_eq!(last_count(&alerts), Some(5), "{alerts:?}");
+        // A repeat of a line no rule counted, or of an unknown host, counts nothing.
+        let mut d = Detector::new(vec![attempts_rule(1)]);
+        let mut other = line("ssh_login", 9, Some(1), 0, None);
+        other["event"]["outcome"] = json!("success");
+        assert!(run(&mut d, &[other, repeat(1, 3)]).is_empty());
     }
 }

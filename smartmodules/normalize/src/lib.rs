@@ -240,6 +240,12 @@ fn from_syslog(sl: &syslog::SyslogLine<'_>) -> Event {
         structured_data: sl.structured_data.map(str::to_string),
         version: Some(if sl.rfc5424 { "rfc5424" } else { "rfc3164" }.to_string()),
     });
+    if let Some(n) = bsd_repeat(program, sl.message) {
+        ecs::mark(&mut ev, "syslog", soc_core::event::ACTION_REPEATED, None);
+        ev.event.attempts = Some(n);
+        ev.process = None;
+        return ev;
+    }
     let (msg, repeats) = message_body(sl.message);
     let claimed = match module {
         Some(m) if m.starts_with("pam_") => {
@@ -263,6 +269,21 @@ fn from_syslog(sl: &syslog::SyslogLine<'_>) -> Event {
         ev.event.attempts = Some(n.saturating_mul(ev.event.attempts.unwrap_or(1)));
     }
     ev
+}
+
+/// BSD syslogd's `last message repeated 3 times` (and FreeBSD's `--- last message repeated
+/// 3 times ---`), read as a tag and a message: how many times.
+fn bsd_repeat(program: &str, msg: &str) -> Option<u32> {
+    let n = match program {
+        "last" => msg
+            .strip_prefix("message repeated ")?
+            .strip_suffix(" times")?,
+        "---" => msg
+            .strip_prefix("last message repeated ")?
+            .strip_suffix(" times ---")?,
+        _ => return None,
+    };
+    n.parse().ok()
 }
 
 /// The message without what syslog daemons put before it: Solaris' `[ID 800047 auth.info]`,
@@ -567,6 +588,33 @@ mod tests {
             NOV_2026,
         );
         assert!(ev.event.category.is_empty());
+    }
+
+    #[test]
+    fn bsd_repeats_name_their_count_not_their_line() {
+        for line in [
+            "Mar 10 10:00:30 oldbsd last message repeated 3 times",
+            "Mar 10 10:00:30 oldbsd --- last message repeated 3 times ---",
+        ] {
+            let ev = normalize_line(line, NOV_2026);
+            assert_eq!(
+                ev.event.action.as_deref(),
+                Some(soc_core::event::ACTION_REPEATED),
+                "{line}"
+            );
+            assert_eq!(ev.event.attempts, Some(3), "{line}");
+            assert!(
+                ev.event.category.is_empty() && ev.process.is_none(),
+                "{line}"
+            );
+            assert_eq!(ev.host.and_then(|h| h.hostname).as_deref(), Some("oldbsd"));
+        }
+        // A program that happens to be called `last` is not a repeat.
+        let ev = normalize_line("Mar 10 10:00:30 h last: message repeated often", NOV_2026);
+        assert_ne!(
+            ev.event.action.as_deref(),
+            Some(soc_core::event::ACTION_REPEATED)
+        );
     }
 
     #[test]
