@@ -525,27 +525,10 @@ async fn the_header_counts_alerts_beyond_the_loaded_page() {
     let stored: Vec<_> = (0..217u32)
         .map(|i| {
             let ip = format!("198.18.{}.{}", i / 200, i % 200 + 1);
-            let a = soc_core::Alert {
-                id: soc_core::Alert::incident_id("soc/ssh-bruteforce", &ip, t),
-                rule_id: "soc/ssh-bruteforce".into(),
-                title: format!("SSH brute force: source.ip = {ip}"),
-                severity: soc_core::Severity::Medium,
-                mitre: vec!["T1110".into()],
-                group_by: "source.ip".into(),
-                group_key: ip.clone(),
-                source_ip: Some(ip),
-                host_name: Some("web".into()),
-                count: 5,
-                first_seen: t - chrono::Duration::seconds(i64::from(i)),
-                last_seen: t,
-                evidence: vec![],
-                revision: 5,
-                indicators: vec![],
-                incident_id: None,
-                triage: None,
-                created_at: t,
-                updated_at: t,
-            };
+            let mut a = stored_alert("soc/ssh-bruteforce", &ip, t);
+            a.title = format!("SSH brute force: source.ip = {ip}");
+            a.mitre = vec!["T1110".into()];
+            a.first_seen = t - chrono::Duration::seconds(i64::from(i));
             soc_core::db::alert::Model::from(&a).into_active_model()
         })
         .collect();
@@ -585,27 +568,12 @@ async fn one_attackers_rule_hits_are_one_row() {
     let t = chrono::Utc::now();
     let scanner = uuid::Uuid::new_v4();
     let alert = |rule: &str, ip: &str, severity, incident: Option<uuid::Uuid>| {
-        let a = soc_core::Alert {
-            id: soc_core::Alert::incident_id(rule, ip, t),
-            rule_id: rule.into(),
-            title: format!("{rule}: source.ip = {ip}"),
-            severity,
-            mitre: vec!["T1595".into()],
-            group_by: "source.ip".into(),
-            group_key: ip.into(),
-            source_ip: Some(ip.into()),
-            host_name: Some("web".into()),
-            count: 12,
-            first_seen: t,
-            last_seen: t,
-            evidence: vec![],
-            revision: 12,
-            indicators: vec![],
-            incident_id: incident,
-            triage: None,
-            created_at: t,
-            updated_at: t,
-        };
+        let mut a = stored_alert(rule, ip, t);
+        a.mitre = vec!["T1595".into()];
+        a.count = 12;
+        a.revision = 12;
+        a.severity = severity;
+        a.incident_id = incident;
         soc_core::db::alert::Model::from(&a).into_active_model()
     };
     use soc_core::Severity::{High, Medium};
@@ -678,4 +646,29 @@ async fn one_attackers_rule_hits_are_one_row() {
     drop(browser);
     let _ = stop.send(true);
     pipeline.wait().await.expect("clean shutdown");
+}
+
+/// A medium alert of `rule` against `ip` at `t`, count 5, as the tests store it directly.
+fn stored_alert(rule: &str, ip: &str, t: chrono::DateTime<chrono::Utc>) -> soc_core::Alert {
+    soc_core::Alert {
+        id: soc_core::Alert::incident_id(rule, ip, t),
+        rule_id: rule.into(),
+        title: format!("{rule}: source.ip = {ip}"),
+        severity: soc_core::Severity::Medium,
+        mitre: vec![],
+        group_by: "source.ip".into(),
+        group_key: ip.into(),
+        source_ip: Some(ip.into()),
+        host_name: Some("web".into()),
+        count: 5,
+        first_seen: t,
+        last_seen: t,
+        evidence: vec![],
+        revision: 5,
+        indicators: vec![],
+        incident_id: None,
+        triage: None,
+        created_at: t,
+        updated_at: t,
+    }
 }
