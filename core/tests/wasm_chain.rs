@@ -176,7 +176,7 @@ async fn a_record_the_chain_fails_on_is_set_aside_and_the_rest_go_on() {
             timestamp_ms: 1_795_000_000_000,
         })
         .collect();
-    log.produce(topics::RAW_LOGS, recs, None)
+    log.produce(topics::RAW_LOGS, recs, vec![])
         .await
         .expect("produce");
 

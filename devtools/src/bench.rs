@@ -325,7 +325,7 @@ async fn pipeline_throughput(
                 timestamp_ms: now,
             })
             .collect();
-        pipeline.log.produce(topics::RAW_LOGS, recs, None).await?;
+        pipeline.log.produce(topics::RAW_LOGS, recs, vec![]).await?;
     }
     let target = kept;
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -419,7 +419,7 @@ async fn latency(args: &BenchArgs) -> Result<(Vec<f64>, usize)> {
             })
             .collect();
         let t0 = Instant::now();
-        pipeline.log.produce(topics::RAW_LOGS, recs, None).await?;
+        pipeline.log.produce(topics::RAW_LOGS, recs, vec![]).await?;
         sent.insert(attacker, t0);
     }
     // Let the tail drain.

@@ -164,7 +164,7 @@ pub async fn run(args: TriageBenchArgs) -> Result<()> {
                 timestamp_ms: now,
             })
             .collect();
-        pipeline.log.produce(topics::RAW_LOGS, recs, None).await?;
+        pipeline.log.produce(topics::RAW_LOGS, recs, vec![]).await?;
     }
     let produced_in = started.elapsed();
 

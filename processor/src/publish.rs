@@ -25,6 +25,6 @@ pub async fn publish(
             })
         })
         .collect();
-    stream.produce(topic, records, None).await?;
+    stream.produce(topic, records, vec![]).await?;
     Ok(())
 }

@@ -117,7 +117,7 @@ pub async fn replay_until(
                 full as u64,
             );
             stream
-                .produce(topics::DEAD_LETTERS, vec![letter.to_record()], None)
+                .produce(topics::DEAD_LETTERS, vec![letter.to_record()], vec![])
                 .await?;
         }
         if !line.is_empty() {
@@ -228,10 +228,10 @@ async fn flush(
         .produce(
             &config.topic,
             records,
-            Some(Checkpoint {
+            vec![Checkpoint {
                 name: name.to_string(),
                 position,
-            }),
+            }],
         )
         .await?;
     metrics::counter!("soc_ingest_lines_total").increment(n);

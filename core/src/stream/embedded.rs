@@ -211,7 +211,7 @@ impl EmbeddedLog {
         &self,
         topic: &str,
         records: Vec<ProduceRecord>,
-        checkpoint: Option<Checkpoint>,
+        checkpoints: Vec<Checkpoint>,
     ) -> Result<()> {
         let (partitions, _) = self.topic_meta(topic)?;
         let _guard = self.inner.write_lock.lock().map_err(unavailable)?;
@@ -252,10 +252,12 @@ impl EmbeddedLog {
                 }
                 sizes.insert(name.as_str(), bytes).map_err(unavailable)?;
             }
-            if let Some(cp) = &checkpoint {
+            if !checkpoints.is_empty() {
                 let mut t = tx.open_table(CHECKPOINTS).map_err(unavailable)?;
-                t.insert(cp.name.as_str(), cp.position)
-                    .map_err(unavailable)?;
+                for cp in &checkpoints {
+                    t.insert(cp.name.as_str(), cp.position)
+                        .map_err(unavailable)?;
+                }
             }
         }
         tx.commit().map_err(unavailable)?;
@@ -456,7 +458,7 @@ impl EmbeddedLog {
                 .to_record()
             })
             .collect();
-        match self.produce_blocking(topics::DEAD_LETTERS, letters, None) {
+        match self.produce_blocking(topics::DEAD_LETTERS, letters, Vec::new()) {
             // Without the topic the letters are still counted and logged above.
             Err(StreamError::UnknownTopic(_)) => Ok(()),
             other => other,
@@ -543,14 +545,14 @@ impl LogStream for EmbeddedLog {
         &self,
         topic: &str,
         records: Vec<ProduceRecord>,
-        checkpoint: Option<Checkpoint>,
+        checkpoints: Vec<Checkpoint>,
     ) -> Result<()> {
-        if records.is_empty() && checkpoint.is_none() {
+        if records.is_empty() && checkpoints.is_empty() {
             return Ok(());
         }
         let log = self.clone();
         let topic = topic.to_string();
-        blocking(move || log.produce_blocking(&topic, records, checkpoint)).await
+        blocking(move || log.produce_blocking(&topic, records, checkpoints)).await
     }
 
     async fn checkpoint(&self, name: &str) -> Result<Option<u64>> {
@@ -707,7 +709,7 @@ mod tests {
         {
             let log = EmbeddedLog::open(&path, None).expect("open");
             topic(&log, "t", None).await;
-            log.produce("t", vec![rec("a", 1), rec("b", 2), rec("c", 3)], None)
+            log.produce("t", vec![rec("a", 1), rec("b", 2), rec("c", 3)], vec![])
                 .await
                 .expect("produce");
             let mut c = log.consumer(spec("t", "c1")).await.expect("consumer");
@@ -751,7 +753,7 @@ mod tests {
         let log2 = log.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            log2.produce("t", vec![rec("x", 1)], None)
+            log2.produce("t", vec![rec("x", 1)], vec![])
                 .await
                 .expect("produce");
         });
@@ -771,14 +773,21 @@ mod tests {
         log.produce(
             "t",
             vec![rec("a", 1)],
-            Some(Checkpoint {
-                name: "file".into(),
-                position: 42,
-            }),
+            vec![
+                Checkpoint {
+                    name: "file".into(),
+                    position: 42,
+                },
+                Checkpoint {
+                    name: "other".into(),
+                    position: 7,
+                },
+            ],
         )
         .await
         .expect("produce");
         assert_eq!(log.checkpoint("file").await.expect("cp"), Some(42));
+        assert_eq!(log.checkpoint("other").await.expect("cp"), Some(7));
     }
 
     #[tokio::test]
@@ -789,7 +798,7 @@ mod tests {
         log.produce(
             "t",
             vec![rec("old", 1_000), rec("old2", 2_000), rec("new", 100_000)],
-            None,
+            vec![],
         )
         .await
         .expect("produce");
@@ -817,7 +826,7 @@ mod tests {
             .await
             .expect("topic");
             for i in 0..50 {
-                log.produce("t", vec![rec(&value, i)], None)
+                log.produce("t", vec![rec(&value, i)], vec![])
                     .await
                     .expect("produce");
             }
@@ -835,7 +844,7 @@ mod tests {
         // The counter survives a restart: more writes are bounded the same way.
         let log = EmbeddedLog::open(&path, None).expect("reopen");
         for i in 50..60 {
-            log.produce("t", vec![rec(&value, i)], None)
+            log.produce("t", vec![rec(&value, i)], vec![])
                 .await
                 .expect("produce");
         }
@@ -851,7 +860,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = EmbeddedLog::open(&dir.path().join("log.redb"), None).expect("open");
         let err = log
-            .produce("nope", vec![rec("a", 1)], None)
+            .produce("nope", vec![rec("a", 1)], vec![])
             .await
             .expect_err("unknown");
         assert!(matches!(err, StreamError::UnknownTopic(_)));

@@ -213,7 +213,7 @@ impl LogStream for FluvioStream {
         &self,
         topic: &str,
         records: Vec<ProduceRecord>,
-        checkpoint: Option<Checkpoint>,
+        checkpoints: Vec<Checkpoint>,
     ) -> Result<()> {
         let producer = self.producer(topic).await?;
         for r in records {
@@ -225,7 +225,7 @@ impl LogStream for FluvioStream {
         }
         // `send` only enqueues: a record is delivered once the flush returns.
         producer.flush().await.map_err(unavailable)?;
-        if let Some(cp) = checkpoint {
+        for cp in checkpoints {
             std::fs::create_dir_all(&self.checkpoint_dir).map_err(unavailable)?;
             let path = self.checkpoint_path(&cp.name);
             let tmp = path.with_extension("tmp");

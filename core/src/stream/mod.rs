@@ -198,13 +198,14 @@ pub trait LogStream: Send + Sync + 'static {
 
     async fn partitions(&self, topic: &str) -> Result<u32>;
 
-    /// Append records; when this returns they are durable. With a checkpoint, the embedded
-    /// log stores it in the same transaction (exactly once); Fluvio stores it after the flush.
+    /// Append records; when this returns they are durable. With checkpoints, the embedded
+    /// log stores them in the same transaction (exactly once); Fluvio stores them after the
+    /// flush (at least once).
     async fn produce(
         &self,
         topic: &str,
         records: Vec<ProduceRecord>,
-        checkpoint: Option<Checkpoint>,
+        checkpoints: Vec<Checkpoint>,
     ) -> Result<()>;
 
     /// The last checkpoint stored under `name`.
