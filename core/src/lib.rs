@@ -17,6 +17,8 @@ pub mod db;
 pub mod response;
 #[cfg(feature = "stream")]
 pub mod stream;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use alert::{time_from_millis, Alert, Severity};
 pub use event::Event;

@@ -1,4 +1,5 @@
-//! TLS for the gateway: a certificate chain and key in PEM files, served with rustls (ring).
+//! TLS for the servers (gateway, syslog, HTTP ingest): a certificate chain and key in PEM files,
+//! served with rustls (ring).
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
