@@ -22,6 +22,10 @@ pub const TRUNCATED_TRAILER: &str = "soc.truncated_bytes=";
 /// `--year`): `\n`, this prefix and the year.
 pub const YEAR_TRAILER: &str = "soc.year=";
 
+/// Trailer giving the address a line was received from (a syslog sender, an HTTP
+/// client): `\n`, this prefix and the IP address.
+pub const PEER_TRAILER: &str = "soc.peer=";
+
 /// What the shipper knew about a line that the line itself does not say, carried in
 /// trailers after it.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +34,8 @@ pub struct LineNotes {
     pub truncated_bytes: Option<u64>,
     /// The year of a timestamp written without one.
     pub year: Option<i32>,
+    /// The address the line was received from over the network.
+    pub peer: Option<std::net::IpAddr>,
 }
 
 /// The raw record of a line cut to the size limit, tagged with its full size.
@@ -43,6 +49,12 @@ pub fn truncated_record(cut: &[u8], full_bytes: u64) -> Vec<u8> {
 /// Add the year trailer to a raw record.
 pub fn with_year(mut record: Vec<u8>, year: i32) -> Vec<u8> {
     push_trailer(&mut record, YEAR_TRAILER, &year.to_string());
+    record
+}
+
+/// Add the sender's address to a raw record.
+pub fn with_peer(mut record: Vec<u8>, peer: std::net::IpAddr) -> Vec<u8> {
+    push_trailer(&mut record, PEER_TRAILER, &peer.to_string());
     record
 }
 
@@ -62,6 +74,11 @@ pub fn split_notes(raw: &str) -> (&str, LineNotes) {
         if let Some(n) = trailer.strip_prefix(TRUNCATED_TRAILER) {
             match n.parse() {
                 Ok(full) if notes.truncated_bytes.is_none() => notes.truncated_bytes = Some(full),
+                _ => break,
+            }
+        } else if let Some(a) = trailer.strip_prefix(PEER_TRAILER) {
+            match a.parse() {
+                Ok(ip) if notes.peer.is_none() => notes.peer = Some(ip),
                 _ => break,
             }
         } else if let Some(y) = trailer.strip_prefix(YEAR_TRAILER) {
@@ -352,6 +369,18 @@ pub struct Log {
     pub truncated_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syslog: Option<Syslog>,
+    /// Where the line came from over the network (`log.source.address`, as Filebeat's
+    /// network inputs write it): the sender, which may be a relay rather than the host the
+    /// line speaks of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<LogSource>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogSource {
+    /// The sender's IP address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -418,11 +447,16 @@ mod tests {
     #[test]
     fn trailers_come_off_in_any_order_and_only_known_ones() {
         let rec = with_year(truncated_record(b"Feb 1 00:00:00 h x: y", 9000), 2019);
+        let rec = with_peer(rec, "2001:db8::7".parse().expect("ip"));
         let raw = String::from_utf8(rec).expect("utf-8");
         let (line, notes) = split_notes(&raw);
         assert_eq!(line, "Feb 1 00:00:00 h x: y");
         assert_eq!(notes.truncated_bytes, Some(9000));
         assert_eq!(notes.year, Some(2019));
+        assert_eq!(notes.peer, "2001:db8::7".parse().ok());
+        // A line cannot name its own sender: the trailer needs a newline no line holds.
+        let (line, notes) = split_notes("x soc.peer=192.0.2.1");
+        assert_eq!((line, notes.peer), ("x soc.peer=192.0.2.1", None));
         // Text after a newline that is not a trailer stays with the line.
         let (line, notes) = split_notes("a\nsoc.year=abc");
         assert_eq!((line, notes), ("a\nsoc.year=abc", LineNotes::default()));

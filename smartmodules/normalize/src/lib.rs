@@ -46,6 +46,9 @@ pub fn normalize_line(line: &str, received_ms: i64) -> Event {
     let mut ev = parse(trimmed, receipt).unwrap_or_else(|| Event::unparsed(trimmed));
     ev.log.original = Some(trimmed.to_string());
     ev.log.truncated_bytes = notes.truncated_bytes;
+    ev.log.source = notes.peer.map(|ip| soc_core::event::LogSource {
+        address: Some(ip.to_string()),
+    });
     ev.event.ingested = time::format_ms(received_ms);
     if ev.timestamp.is_none() {
         ev.timestamp = ev.event.ingested.clone();
@@ -427,6 +430,24 @@ mod tests {
         // A line cannot hold the trailer, so log text cannot claim it; an uncut line has none.
         let plain = normalize_line("app: soc.truncated_bytes=5", NOV_2026);
         assert_eq!(plain.log.truncated_bytes, None);
+    }
+
+    #[test]
+    fn a_received_line_names_its_sender_apart_from_the_host_it_speaks_of() {
+        let line = "<38>Feb 12 14:10:21 web-1 sshd[7]: Failed password for root from 198.51.100.4 port 2 ssh2";
+        let raw =
+            soc_core::event::with_peer(line.as_bytes().to_vec(), "10.0.0.9".parse().expect("ip"));
+        let ev = normalize_line(&String::from_utf8_lossy(&raw), NOV_2026);
+        assert_eq!(ev.log.original.as_deref(), Some(line));
+        let sender = ev.log.source.as_ref().and_then(|s| s.address.as_deref());
+        assert_eq!(sender, Some("10.0.0.9"));
+        assert_eq!(ev.source_ip(), Some("198.51.100.4"));
+        assert_eq!(
+            ev.host.as_ref().and_then(|h| h.hostname.as_deref()),
+            Some("web-1")
+        );
+        let plain = normalize_line(line, NOV_2026);
+        assert_eq!(plain.log.source, None);
     }
 
     #[test]
