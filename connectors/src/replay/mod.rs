@@ -8,10 +8,11 @@ mod config;
 pub use config::{ReplayConfig, DEFAULT_MAX_LINE_BYTES};
 
 use crate::error::{Error, Result};
+use crate::line::{read_line_limited, LineRead};
 use soc_core::stream::{topics, Checkpoint, DeadLetter, LogStream, ProduceRecord};
 use std::io::SeekFrom;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncSeekExt, BufReader};
+use tokio::io::{AsyncSeekExt, BufReader};
 use tracing::{info, warn};
 
 /// How often a long replay logs its progress.
@@ -81,7 +82,11 @@ pub async fn replay_until(
             break;
         }
         buf.clear();
-        let (n, full) = read_line_limited(&mut reader, &mut buf, config.max_line_bytes)
+        let LineRead {
+            consumed: n,
+            len: full,
+            ..
+        } = read_line_limited(&mut reader, &mut buf, config.max_line_bytes)
             .await
             .map_err(io_err)?;
         if n == 0 {
@@ -98,7 +103,7 @@ pub async fn replay_until(
             // Kept, cut to the limit, so whatever it says is still parsed; and set aside
             // in full size and place so nobody wonders where the rest went.
             truncated += 1;
-            metrics::counter!("soc_ingest_truncated_lines_total").increment(1);
+            crate::internal_events::truncated(crate::internal_events::Connector::Replay);
             warn!(
                 file = %config.path.display(),
                 at = line_start,
@@ -176,43 +181,6 @@ pub async fn replay_until(
     })
 }
 
-/// Read one line (with its newline) into `buf`, keeping at most `limit` bytes of it and
-/// skipping the rest, so a huge line costs no more memory than the limit. Returns the bytes
-/// consumed and the line's full length without its line ending.
-async fn read_line_limited<R: tokio::io::AsyncBufRead + Unpin>(
-    reader: &mut R,
-    buf: &mut Vec<u8>,
-    limit: usize,
-) -> std::io::Result<(usize, usize)> {
-    let (mut consumed, mut len) = (0usize, 0usize);
-    // The byte before the newline, wherever the buffer boundary fell: `\r` ends a CRLF line.
-    let mut last = None;
-    loop {
-        let available = reader.fill_buf().await?;
-        if available.is_empty() {
-            return Ok((consumed, len));
-        }
-        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
-            Some(i) => (&available[..=i], true),
-            None => (available, false),
-        };
-        let keep = limit.saturating_sub(buf.len()).min(chunk.len());
-        buf.extend_from_slice(&chunk[..keep]);
-        let body = &chunk[..chunk.len() - usize::from(done)];
-        len += body.len();
-        last = body.last().copied().or(last);
-        let n = chunk.len();
-        reader.consume(n);
-        consumed += n;
-        if done {
-            if last == Some(b'\r') {
-                len -= 1;
-            }
-            return Ok((consumed, len));
-        }
-    }
-}
-
 async fn flush(
     stream: &dyn LogStream,
     config: &ReplayConfig,
@@ -254,27 +222,6 @@ mod tests {
     use soc_core::clock::Clock;
     use soc_core::stream::embedded::EmbeddedLog;
     use soc_core::stream::TopicSpec;
-
-    #[tokio::test]
-    async fn a_line_costs_no_more_than_the_limit() {
-        let text = format!("short\r\n{}\nlast", "x".repeat(10_000));
-        // A small buffer, so lines cross its boundary.
-        let mut reader = BufReader::with_capacity(64, text.as_bytes());
-        let mut buf = Vec::new();
-        let mut lines = Vec::new();
-        loop {
-            buf.clear();
-            let (n, full) = read_line_limited(&mut reader, &mut buf, 100)
-                .await
-                .expect("read");
-            if n == 0 {
-                break;
-            }
-            assert!(buf.len() <= 100);
-            lines.push((n, full, buf.len()));
-        }
-        assert_eq!(lines, vec![(7, 5, 7), (10_001, 10_000, 100), (4, 4, 4)]);
-    }
 
     #[tokio::test]
     async fn the_rate_limit_holds_on_the_clock_it_is_given() {
