@@ -126,7 +126,24 @@ fn describe() {
     );
     describe_counter!(
         "soc_ingest_truncated_lines_total",
-        "Lines cut to the size limit (kept whole in the dead-letter topic)"
+        "Lines cut to the size limit (kept whole in the dead-letter topic), by connector"
+    );
+    describe_counter!(
+        "soc_ingest_received_lines_total",
+        "Lines received by a live connector (syslog, HTTP, file tail), by connector"
+    );
+    describe_counter!(
+        "soc_ingest_received_bytes_total",
+        Unit::Bytes,
+        "Bytes of lines received by a live connector, by connector"
+    );
+    describe_counter!(
+        "soc_ingest_errors_total",
+        "Connector errors (reads, TLS handshakes, partial frames, bad tokens), by connector and type"
+    );
+    describe_counter!(
+        "soc_ingest_dropped_lines_total",
+        "Lines a connector dropped (UDP when the stream is behind, refused HTTP requests), by reason"
     );
     describe_counter!(
         "soc_processor_events_total",

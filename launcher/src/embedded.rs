@@ -301,6 +301,16 @@ impl Pipeline {
         }
     }
 
+    /// Run a stage that lives as long as the pipeline (a connector) beside the others: it
+    /// is tracked for health, and its failure or early end stops the pipeline.
+    pub fn spawn_stage(
+        &mut self,
+        name: &'static str,
+        fut: impl std::future::Future<Output = Result<()>> + Send + 'static,
+    ) {
+        spawn_stage(&mut self.tasks, &self.stages, &self.shutdown, name, fut);
+    }
+
     /// Run a job that ends by itself (a file replay) beside the stages: its failure stops
     /// the pipeline like a stage's, its success does not.
     pub fn spawn_job(

@@ -11,6 +11,7 @@
 pub mod demo;
 pub mod embedded;
 pub mod explain;
+pub mod ingest;
 pub mod keys;
 pub mod metrics;
 pub mod settings;
@@ -49,6 +50,9 @@ pub enum Command {
     Gateway(GatewayArgs),
     /// Replay a log file into the raw topic of a Fluvio cluster.
     Replay(ReplayArgs),
+    /// Run one connector (syslog, HTTP ingest, file tail) against a Fluvio cluster, from
+    /// a connector file such as fluvio-config/connectors/syslog-tcp.yaml.
+    Connector(ConnectorArgs),
     /// Apply the database migrations.
     Migrate,
     /// Manage the users who sign in to the dashboard, and their API tokens.
@@ -88,6 +92,49 @@ pub struct UpArgs {
     /// year); default: inferred from the time a line is read, never in the future.
     #[arg(long, value_parser = clap::value_parser!(i32).range(1970..=9999))]
     pub year: Option<i32>,
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+}
+
+/// Live ways in for log lines; each overrides its `[ingest]` key.
+#[derive(Args, Clone, Debug, Default)]
+pub struct IngestArgs {
+    /// Receive syslog over UDP on this address, e.g. 127.0.0.1:5514 [ingest.syslog.udp].
+    #[arg(long)]
+    pub syslog_udp: Option<std::net::SocketAddr>,
+    /// Receive syslog over TCP (octet counting or one message per line) [ingest.syslog.tcp].
+    #[arg(long)]
+    pub syslog_tcp: Option<std::net::SocketAddr>,
+    /// Receive syslog over TLS; needs [ingest.syslog] tls_cert and tls_key [ingest.syslog.tls].
+    #[arg(long)]
+    pub syslog_tls: Option<std::net::SocketAddr>,
+    /// Accept lines over HTTP (POST /ingest with a token from [ingest.http.tokens]) [ingest.http.listen].
+    #[arg(long)]
+    pub http_ingest: Option<std::net::SocketAddr>,
+    /// Follow files matching this glob, e.g. '/var/log/auth.log*' (repeatable) [ingest.tail.include].
+    #[arg(long)]
+    pub tail: Vec<String>,
+}
+
+impl IngestArgs {
+    pub fn apply(&self, settings: &mut Settings) {
+        let ingest = &mut settings.ingest;
+        if self.syslog_udp.is_some() {
+            ingest.syslog.udp = self.syslog_udp;
+        }
+        if self.syslog_tcp.is_some() {
+            ingest.syslog.tcp = self.syslog_tcp;
+        }
+        if self.syslog_tls.is_some() {
+            ingest.syslog.tls = self.syslog_tls;
+        }
+        if self.http_ingest.is_some() {
+            ingest.http.listen = self.http_ingest;
+        }
+        if !self.tail.is_empty() {
+            ingest.tail.include = self.tail.clone();
+        }
+    }
 }
 
 #[derive(Args)]
@@ -118,6 +165,12 @@ pub struct ReplayArgs {
     /// The year of the file's timestamps written without one.
     #[arg(long, value_parser = clap::value_parser!(i32).range(1970..=9999))]
     pub year: Option<i32>,
+}
+
+#[derive(Args)]
+pub struct ConnectorArgs {
+    /// The connector file (apiVersion, meta, and the connector's own section).
+    pub file: PathBuf,
 }
 
 #[derive(Args)]
@@ -319,6 +372,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Connector(args) => run_connector(&settings, &args.file).await,
         Command::Migrate => {
             connect_db(&settings.database_url()).await?;
             println!("migrations applied");
@@ -353,10 +407,12 @@ pub enum AuditCmd {
     Verify,
 }
 
-pub async fn up(settings: Settings, args: UpArgs) -> Result<()> {
+pub async fn up(mut settings: Settings, args: UpArgs) -> Result<()> {
     let shutdown = shutdown_on_ctrl_c();
+    args.ingest.apply(&mut settings);
     let listener = std::net::TcpListener::bind(settings.listen)
         .with_context(|| format!("binding {}", settings.listen))?;
+    let connectors = ingest::Connectors::bind(&settings).await?;
     let max_line_bytes = settings.ingest.max_line_bytes;
     // Before anything starts: a typo in a path is not a reason to start and then stop.
     for f in &args.replay {
@@ -379,6 +435,13 @@ pub async fn up(settings: Settings, args: UpArgs) -> Result<()> {
     })
     .await?;
     println!("dashboard: {}://{}/", pipeline.scheme(), pipeline.addr);
+    for line in connectors.describe() {
+        println!("receiving: {line}");
+    }
+    let stream: Arc<dyn LogStream> = Arc::new(pipeline.log.clone());
+    for (name, stage) in connectors.stages(stream, shutdown.clone())? {
+        pipeline.spawn_stage(name, stage);
+    }
     // Replays run as jobs of the pipeline, so a stage that fails meanwhile stops `soc up`
     // at once instead of after the files are read.
     let log = pipeline.log.clone();
@@ -411,6 +474,64 @@ pub async fn up(settings: Settings, args: UpArgs) -> Result<()> {
         Ok(())
     });
     pipeline.wait().await
+}
+
+/// One connector from its file, producing into the cluster until Ctrl-C.
+async fn run_connector(settings: &Settings, file: &std::path::Path) -> Result<()> {
+    use soc_connectors::deployment::{ConnectorDeployment, ConnectorKind};
+    use soc_connectors::sink::{Sink, SinkConfig};
+    let deployment = ConnectorDeployment::load(file, |name| std::env::var(name).ok())?;
+    let shutdown = shutdown_on_ctrl_c();
+    // Bound before connecting: a port in use is reported without waiting for the cluster.
+    let (syslog, http) = match &deployment.kind {
+        ConnectorKind::Syslog(c) => (
+            Some(soc_connectors::syslog::SyslogSource::bind(c.clone()).await?),
+            None,
+        ),
+        ConnectorKind::Http(c) => (
+            None,
+            Some(soc_connectors::http::HttpIngest::bind_listener(c)?),
+        ),
+        ConnectorKind::File(_) => (None, None),
+    };
+    let stream: Arc<dyn LogStream> = Arc::new(connect_fluvio(settings).await?);
+    let (sink, writer) = Sink::start(
+        stream.clone(),
+        SinkConfig {
+            topic: deployment.topic.clone(),
+            max_pending_bytes: settings.ingest.max_pending_bytes,
+            ..SinkConfig::default()
+        },
+    );
+    let writer = tokio::spawn(writer);
+    println!(
+        "connector {} producing to {}",
+        deployment.name, deployment.topic
+    );
+    let ran: soc_connectors::Result<()> = match deployment.kind {
+        ConnectorKind::Syslog(_) => match syslog {
+            Some(source) => source.run(sink, shutdown).await,
+            None => Ok(()),
+        },
+        ConnectorKind::Http(c) => match http {
+            Some(listener) => {
+                soc_connectors::http::HttpIngest::new(c, listener, sink, stream)?
+                    .run(shutdown)
+                    .await
+            }
+            None => Ok(()),
+        },
+        ConnectorKind::File(c) => {
+            soc_connectors::tail::FileTail::new(c, stream)?
+                .run(sink, shutdown)
+                .await
+        }
+    };
+    ran.with_context(|| format!("connector {}", deployment.name))?;
+    writer
+        .await
+        .context("the stream writer")?
+        .context("writing received lines")
 }
 
 /// Load each rule file on its own; print the failures and a summary. Fails if any fails.

@@ -214,16 +214,141 @@ pub struct RuleSettings {
 pub struct IngestSettings {
     /// Longer lines are cut to this many bytes and set aside in full size in `dead-letters`.
     pub max_line_bytes: usize,
+    /// Bytes received by the live connectors and not yet durable; beyond it TCP senders
+    /// wait, HTTP senders get 503 and UDP datagrams are dropped (and counted).
+    pub max_pending_bytes: usize,
     /// The year of each replayed file whose timestamps have none (an archive from an
     /// earlier year), by path as given to `--replay`; `--year` sets it for all.
     pub replay_years: BTreeMap<PathBuf, i32>,
+    pub syslog: SyslogSettings,
+    pub http: HttpIngestSettings,
+    pub tail: TailSettings,
 }
 
 impl Default for IngestSettings {
     fn default() -> Self {
         IngestSettings {
             max_line_bytes: soc_connectors::replay::DEFAULT_MAX_LINE_BYTES,
+            max_pending_bytes: soc_connectors::sink::SinkConfig::default().max_pending_bytes,
             replay_years: BTreeMap::new(),
+            syslog: SyslogSettings::default(),
+            http: HttpIngestSettings::default(),
+            tail: TailSettings::default(),
+        }
+    }
+}
+
+/// Syslog listeners; each one is off until given an address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyslogSettings {
+    /// UDP address, e.g. `127.0.0.1:5514` (`--syslog-udp`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub udp: Option<SocketAddr>,
+    /// TCP address, octet counting or one message per line (`--syslog-tcp`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<SocketAddr>,
+    /// TLS address (`--syslog-tls`); needs `tls_cert` and `tls_key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<SocketAddr>,
+    /// Certificate chain (PEM, leaf first) of the TLS listener.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of the TLS listener.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// TCP and TLS connections served at once, per listener.
+    pub max_connections: usize,
+}
+
+impl Default for SyslogSettings {
+    fn default() -> Self {
+        SyslogSettings {
+            udp: None,
+            tcp: None,
+            tls: None,
+            tls_cert: None,
+            tls_key: None,
+            max_connections: soc_connectors::syslog::default_max_connections(),
+        }
+    }
+}
+
+/// The HTTP ingest endpoint; off until given an address.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpIngestSettings {
+    /// Address, e.g. `127.0.0.1:8088` (`--http-ingest`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// One token per sending source, by name: `web1 = "a long random string"`. Printed
+    /// redacted.
+    #[serde(skip_serializing)]
+    pub tokens: BTreeMap<String, secrecy::SecretString>,
+    /// Larger bodies (before or after gzip) are refused with 413.
+    pub max_body_bytes: usize,
+    /// Serve HTTPS with the `[tls]` certificate and key.
+    pub tls: bool,
+}
+
+impl Default for HttpIngestSettings {
+    fn default() -> Self {
+        HttpIngestSettings {
+            listen: None,
+            tokens: BTreeMap::new(),
+            max_body_bytes: soc_connectors::http::default_max_body_bytes(),
+            tls: false,
+        }
+    }
+}
+
+impl PartialEq for HttpIngestSettings {
+    fn eq(&self, other: &Self) -> bool {
+        use secrecy::ExposeSecret;
+        self.listen == other.listen
+            && self.max_body_bytes == other.max_body_bytes
+            && self.tls == other.tls
+            && self.tokens.len() == other.tokens.len()
+            && self
+                .tokens
+                .iter()
+                .zip(&other.tokens)
+                .all(|((a, x), (b, y))| a == b && x.expose_secret() == y.expose_secret())
+    }
+}
+
+/// Files to follow; off until given a pattern.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TailSettings {
+    /// Glob patterns (`--tail`), e.g. `/var/log/auth.log*`: include rotated names so lines
+    /// written just before a rotation are still read.
+    pub include: Vec<String>,
+    /// Patterns never followed (compressed rotations by default).
+    pub exclude: Vec<String>,
+    /// `beginning` or `end`: where to start in files found at the first start that have no
+    /// checkpoint. Files that appear later are always read from their start.
+    pub read_from: ReadFrom,
+    /// How often the patterns are matched again and the files read, in milliseconds.
+    pub poll_interval_ms: u64,
+}
+
+/// Where to start in a file met for the first time at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadFrom {
+    #[default]
+    Beginning,
+    End,
+}
+
+impl Default for TailSettings {
+    fn default() -> Self {
+        TailSettings {
+            include: Vec::new(),
+            exclude: soc_connectors::tail::default_exclude(),
+            read_from: ReadFrom::Beginning,
+            poll_interval_ms: 250,
         }
     }
 }
@@ -409,6 +534,20 @@ impl Settings {
         };
         if let Some(triage) = value.get_mut("triage").and_then(|t| t.as_table_mut()) {
             triage.insert("api_key".into(), toml::Value::String(key.into()));
+        }
+        if let Some(tokens) = value
+            .get_mut("ingest")
+            .and_then(|i| i.get_mut("http"))
+            .and_then(|h| h.as_table_mut())
+        {
+            let names: toml::map::Map<String, toml::Value> = self
+                .ingest
+                .http
+                .tokens
+                .keys()
+                .map(|k| (k.clone(), toml::Value::String("[redacted]".into())))
+                .collect();
+            tokens.insert("tokens".into(), toml::Value::Table(names));
         }
         if self.auth.admin_password.is_some() {
             if let Some(auth) = value.get_mut("auth").and_then(|t| t.as_table_mut()) {
@@ -663,7 +802,12 @@ base_url = "http://file.invalid/v1"
         Jail::expect_with(|jail| {
             jail.set_env("SOC_TRIAGE__API_KEY", "gsk_live_secret_value");
             jail.set_env("DATABASE_URL", "postgres://soc:hunter2@db:5432/soc");
+            jail.set_env("SOC_INGEST__HTTP__TOKENS__APPS", "ingest_token_value");
             let s = load(&ConfigArgs::default())?;
+            assert_eq!(
+                s.ingest.http.tokens["apps"].expose_secret(),
+                "ingest_token_value"
+            );
             assert_eq!(
                 s.triage
                     .api_key
@@ -676,7 +820,10 @@ base_url = "http://file.invalid/v1"
             let printed = s.to_redacted_toml().expect("toml");
             for out in [&debug, &printed] {
                 assert!(!out.contains("gsk_live_secret_value"), "{out}");
+                assert!(!out.contains("ingest_token_value"), "{out}");
             }
+            // The token's source is named, its value is not.
+            assert!(printed.contains("apps = \"[redacted]\""), "{printed}");
             assert!(!printed.contains("hunter2"), "{printed}");
             assert!(printed.contains("api_key = \"[redacted]\""), "{printed}");
             assert!(
