@@ -108,6 +108,7 @@ impl Receipt {
 #[derive(Clone)]
 pub struct Sink {
     tx: mpsc::UnboundedSender<Queued>,
+    stream: Arc<dyn LogStream>,
     budget: Arc<Semaphore>,
     budget_permits: usize,
 }
@@ -128,6 +129,7 @@ impl Sink {
         let (tx, rx) = mpsc::unbounded_channel();
         let sink = Sink {
             tx,
+            stream: stream.clone(),
             budget: Arc::new(Semaphore::new(budget_permits)),
             budget_permits,
         };
@@ -185,6 +187,11 @@ impl Sink {
             })
             .map_err(|_| SinkError::Closed)?;
         Ok(Receipt(rx))
+    }
+
+    /// Where a source stood after its last durable submission.
+    pub async fn checkpoint(&self, name: &str) -> Result<Option<u64>, SinkError> {
+        Ok(self.stream.checkpoint(name).await?)
     }
 
     /// Bytes submitted and not yet durable (to the permit's granularity).

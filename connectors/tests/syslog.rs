@@ -223,3 +223,100 @@ async fn connections_over_the_limit_are_closed_and_the_rest_served() {
     stop.send(true).expect("stop");
     task.await.expect("join").expect("clean stop");
 }
+
+/// Read `soc-...` answer lines until one starts with `prefix`; its number.
+async fn answer_of<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R, prefix: &str) -> Option<u64> {
+    use tokio::io::AsyncBufReadExt;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).await.ok()? == 0 {
+            return None;
+        }
+        if let Some(n) = line.trim_end().strip_prefix(prefix) {
+            return n.trim().parse().ok();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_session_is_told_what_is_durable_and_resumes_where_it_stood() {
+    let h = Harness::new().await;
+    let (addr, stop, task) = listen(&h, SyslogMode::Tcp, |_| {}).await;
+    let line = |i: u64| format!("<13>Dec  3 10:00:00 h app: line {i}\n");
+
+    let conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (read, mut write) = conn.into_split();
+    let mut read = tokio::io::BufReader::new(read);
+    write
+        .write_all(b"soc-session web-1\n")
+        .await
+        .expect("hello");
+    assert_eq!(answer_of(&mut read, "soc-resume ").await, Some(0));
+    for i in 0..8 {
+        write.write_all(line(i).as_bytes()).await.expect("send");
+    }
+    let mut acked = 0;
+    while acked < 8 {
+        acked = answer_of(&mut read, "soc-ack ").await.expect("an ack");
+    }
+    // An acknowledgement means durable.
+    assert_eq!(h.raw().len(), 8);
+
+    // A second connection under the same name while the first is open is refused.
+    let mut other = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    other
+        .write_all(b"soc-session web-1\n")
+        .await
+        .expect("hello");
+    let mut other = tokio::io::BufReader::new(other);
+    let mut answer = String::new();
+    tokio::io::AsyncBufReadExt::read_line(&mut other, &mut answer)
+        .await
+        .expect("answer");
+    assert_eq!(answer, "soc-refused busy\n");
+    drop(write);
+    drop(read);
+
+    // Reconnected (say the acks were lost): the server says where to go on from, and the
+    // sender sends from there.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (mut read, mut write, resume) = loop {
+        let conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (read, mut write) = conn.into_split();
+        let mut read = tokio::io::BufReader::new(read);
+        write
+            .write_all(b"soc-session web-1\n")
+            .await
+            .expect("hello");
+        if let Some(n) = answer_of(&mut read, "soc-resume ").await {
+            break (read, write, n);
+        }
+        // The first connection has not finished closing: busy, try again.
+        assert!(std::time::Instant::now() < deadline, "never resumed");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(resume, 8);
+    for i in resume..12 {
+        write.write_all(line(i).as_bytes()).await.expect("send");
+    }
+    write.shutdown().await.expect("close");
+    let mut last = 0;
+    while let Some(n) = answer_of(&mut read, "soc-ack ").await {
+        last = n;
+    }
+    assert_eq!(last, 12);
+    let expected: Vec<String> = (0..12).map(|i| line(i).trim_end().to_string()).collect();
+    assert_eq!(h.lines(), expected, "every line once, in order");
+
+    // A name that cannot be a checkpoint is refused.
+    let mut bad = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    bad.write_all(b"soc-session bad name/..\n")
+        .await
+        .expect("hello");
+    let mut answer = String::new();
+    bad.read_to_string(&mut answer).await.expect("answer");
+    assert_eq!(answer, "soc-refused bad-sender\n");
+    stop.send(true).expect("stop");
+    task.await.expect("join").expect("clean stop");
+}

@@ -211,3 +211,182 @@ async fn every_door_carries_lines_that_become_alerts() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+const STREAMED: u64 = 100_000;
+const ATTACKERS: u64 = 100;
+const FAILURES_EACH: u64 = 10;
+
+/// Line `i` of the streamed log: every 100th a failed login of one of the attackers (each
+/// fails 10 times), the rest routine. Every line is different, so a repeat would show.
+fn streamed_line(i: u64, now: &str) -> String {
+    if i.is_multiple_of(STREAMED / (ATTACKERS * FAILURES_EACH)) {
+        let attacker = (i / 100) % ATTACKERS;
+        format!(
+            "<38>{now} web-1 sshd[{}]: Failed password for root from 203.0.113.{} port {} ssh2",
+            10_000 + i,
+            attacker + 1,
+            i
+        )
+    } else {
+        format!("<30>{now} web-1 systemd[1]: Started Session {i} of user deploy.")
+    }
+}
+
+/// A syslog sender that retries what was not acknowledged: a session per connection,
+/// resuming where the server says, reconnecting (bounded) when the server goes away.
+fn stream_with_retries(addr: String, acked: std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::io::{BufRead, BufReader};
+    use std::sync::atomic::Ordering;
+    let now = chrono::Utc::now().format("%b %e %H:%M:%S").to_string();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while acked.load(Ordering::SeqCst) < STREAMED {
+        assert!(Instant::now() < deadline, "the sender never finished");
+        let Ok(conn) = std::net::TcpStream::connect(&addr) else {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        let mut read = BufReader::new(conn.try_clone().expect("clone"));
+        let mut write = std::io::BufWriter::new(conn);
+        if write
+            .write_all(b"soc-session streamer\n")
+            .and_then(|_| write.flush())
+            .is_err()
+        {
+            continue;
+        }
+        let mut answer = String::new();
+        let resume = match read.read_line(&mut answer) {
+            Ok(n) if n > 0 => answer
+                .trim_end()
+                .strip_prefix("soc-resume ")
+                .and_then(|n| n.parse::<u64>().ok()),
+            _ => None,
+        };
+        let Some(resume) = resume else {
+            // Busy (the old connection is still closing) or the server went away.
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        acked.fetch_max(resume, Ordering::SeqCst);
+        let acks = {
+            let acked = acked.clone();
+            std::thread::spawn(move || {
+                let mut line = String::new();
+                while matches!(read.read_line(&mut line), Ok(n) if n > 0) {
+                    if let Some(n) = line
+                        .trim_end()
+                        .strip_prefix("soc-ack ")
+                        .and_then(|n| n.parse().ok())
+                    {
+                        acked.fetch_max(n, Ordering::SeqCst);
+                    }
+                    line.clear();
+                }
+            })
+        };
+        let mut sent_all = true;
+        for i in resume..STREAMED {
+            if writeln!(write, "{}", streamed_line(i, &now)).is_err() {
+                sent_all = false;
+                break;
+            }
+        }
+        if sent_all && write.flush().is_ok() {
+            // Our close; the server closes after it once everything is durable.
+            let _ = write.get_ref().shutdown(std::net::Shutdown::Write);
+        }
+        let _ = acks.join();
+    }
+}
+
+/// `kill -9` of `soc up` while a TCP sender streams 100,000 lines and resends what was not
+/// acknowledged: after the restart every line is in the stream exactly once, and the alerts
+/// are those of a clean run (each attacker once, with its full count).
+#[test]
+fn sigkill_while_a_tcp_sender_streams_loses_and_repeats_nothing() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let (tcp, port) = (free_port(), free_port());
+    let start = || {
+        Soc(Command::new(env!("CARGO_BIN_EXE_soc"))
+            .current_dir(dir.path())
+            .args(["up", "--no-llm", "--data-dir"])
+            .arg(&data)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--syslog-tcp", &format!("127.0.0.1:{tcp}")])
+            .env("SOC_LOG", "warn")
+            .env("SOC_AUTH__ADMIN_PASSWORD", support::ADMIN_PASSWORD)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("soc up starts"))
+    };
+    let mut first = start();
+    let acked = Arc::new(AtomicU64::new(0));
+    let sender = {
+        let acked = acked.clone();
+        std::thread::spawn(move || stream_with_retries(format!("127.0.0.1:{tcp}"), acked))
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while acked.load(Ordering::SeqCst) < 20_000 {
+        assert!(
+            Instant::now() < deadline,
+            "nothing acknowledged before the kill"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let at_kill = acked.load(Ordering::SeqCst);
+    let _ = Command::new("kill")
+        .args(["-9", &first.0.id().to_string()])
+        .status();
+    let _ = first.0.wait();
+    assert!(at_kill < STREAMED, "the kill must land mid-stream");
+
+    let _second = start();
+    sender.join().expect("the sender finished");
+    assert_eq!(acked.load(Ordering::SeqCst), STREAMED);
+
+    // The alerts of a clean run: each attacker once, every failure counted.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let url = format!("http://127.0.0.1:{port}/api/alerts?limit=500&rule_id=soc/ssh-bruteforce");
+    loop {
+        let alerts = support::get_signed_in(port, &url)
+            .and_then(|p| p["alerts"].as_array().cloned())
+            .unwrap_or_default();
+        let ips: BTreeSet<&str> = alerts
+            .iter()
+            .filter_map(|a| a["source_ip"].as_str())
+            .collect();
+        let full = alerts.iter().all(|a| a["count"] == FAILURES_EACH);
+        if alerts.len() as u64 == ATTACKERS && ips.len() as u64 == ATTACKERS && full {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} alerts for {} sources, all full: {full}",
+            alerts.len(),
+            ips.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(_second);
+
+    // Every line in the stream exactly once.
+    let log = soc_core::stream::embedded::EmbeddedLog::open(&data.join("log.redb"), None)
+        .expect("reopen log");
+    let raw = log
+        .read(soc_core::stream::topics::RAW_LOGS, 0, 0, 200_000)
+        .expect("read");
+    assert_eq!(raw.len() as u64, STREAMED, "records in the stream");
+    let distinct: BTreeSet<String> = raw
+        .iter()
+        .map(|r| {
+            soc_core::event::split_notes(&String::from_utf8_lossy(&r.value))
+                .0
+                .to_string()
+        })
+        .collect();
+    assert_eq!(distinct.len() as u64, STREAMED, "no line twice");
+}

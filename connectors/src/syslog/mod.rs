@@ -18,13 +18,14 @@ use crate::error::{Error, Result};
 use crate::internal_events::{self as events, Connector};
 use crate::line::{now_ms, Lines};
 use crate::sink::{Receipt, Sink, SinkError};
-use std::collections::VecDeque;
+use soc_core::stream::Checkpoint;
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
@@ -200,7 +201,13 @@ async fn run_tcp(
     shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
-    let config = Arc::new(config);
+    let max_connections = config.max_connections;
+    let shared = Arc::new(Shared {
+        connector,
+        config,
+        sink,
+        sessions: Arc::default(),
+    });
     let mut connections: JoinSet<std::result::Result<(), SinkError>> = JoinSet::new();
     let mut failed = None;
     // Each connection watches its own copy; this loop waits on `stop`.
@@ -220,14 +227,13 @@ async fn run_tcp(
                 };
                 let Ok(slot) = slots.clone().try_acquire_owned() else {
                     events::dropped(connector, events::DROP_CONNECTION_LIMIT, 0);
-                    warn!(%peer, limit = config.max_connections, "syslog connection limit reached; closed");
+                    warn!(%peer, limit = max_connections, "syslog connection limit reached; closed");
                     continue;
                 };
-                let (tls, sink, config, shutdown) =
-                    (tls.clone(), sink.clone(), config.clone(), shutdown.clone());
+                let (tls, shared, shutdown) = (tls.clone(), shared.clone(), shutdown.clone());
                 connections.spawn(async move {
                     let _slot = slot;
-                    connection(stream, peer, tls, connector, &config, &sink, shutdown).await
+                    connection(stream, peer, tls, &shared, shutdown).await
                 });
             }
             Some(done) = connections.join_next(), if !connections.is_empty() => {
@@ -251,21 +257,28 @@ async fn run_tcp(
     }
 }
 
+/// What every connection of one listener shares.
+struct Shared {
+    connector: Connector,
+    config: SyslogConfig,
+    sink: Sink,
+    sessions: Sessions,
+}
+
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    connector: Connector,
-    config: &SyslogConfig,
-    sink: &Sink,
+    shared: &Shared,
     shutdown: watch::Receiver<bool>,
 ) -> std::result::Result<(), SinkError> {
+    let connector = shared.connector;
     debug!(%peer, connector = connector.name(), "syslog connection");
     match tls {
-        None => serve(stream, peer, connector, config, sink, shutdown).await,
+        None => serve(stream, peer, shared, shutdown).await,
         Some(acceptor) => {
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => serve(stream, peer, connector, config, sink, shutdown).await,
+                Ok(Ok(stream)) => serve(stream, peer, shared, shutdown).await,
                 Ok(Err(e)) => {
                     events::error(connector, events::ERROR_TLS_HANDSHAKE);
                     warn!(%peer, error = %e, "syslog TLS handshake failed");
@@ -281,79 +294,252 @@ async fn connection(
     }
 }
 
+/// The first frame of a connection that wants acknowledgements: `soc-session SENDER`.
+///
+/// The server answers `soc-resume N`: N lines of this sender are already durable, so it
+/// sends again from its line N (counting from 0). Each time more of its lines are durable
+/// the server writes `soc-ack M` (M lines in all). The position is stored with the lines,
+/// so a sender that resends everything not acknowledged, even across a crash of `soc`,
+/// gets every line in the stream exactly once on the embedded log. One connection per
+/// sender at a time (another is answered `soc-refused busy` and closed). Syslog has no
+/// authentication: use sender names on networks you trust, or over TLS.
+pub const SESSION_HELLO: &str = "soc-session ";
+
+/// Sender names in use by an open session.
+type Sessions = Arc<std::sync::Mutex<HashSet<String>>>;
+
+struct Session {
+    checkpoint: String,
+    position: u64,
+    _claim: SessionClaim,
+}
+
+/// Holds a sender's name while its connection lives, and frees it after.
+struct SessionClaim {
+    sessions: Sessions,
+    sender: String,
+}
+
+impl Drop for SessionClaim {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.sessions.lock() {
+            s.remove(&self.sender);
+        }
+    }
+}
+
+/// What the connection's writer sends back, in order.
+enum Answer {
+    Resume(u64),
+    Refused(&'static str),
+    /// Wait until durable; then acknowledge this position (session connections only).
+    Durable(Receipt, Option<u64>),
+}
+
+async fn open_session(
+    hello: &[u8],
+    sink: &Sink,
+    sessions: &Sessions,
+) -> std::result::Result<Session, &'static str> {
+    let sender = std::str::from_utf8(hello).map_err(|_| "bad-sender")?.trim();
+    if sender.is_empty()
+        || sender.len() > 128
+        || !sender
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+    {
+        return Err("bad-sender");
+    }
+    {
+        let mut open = sessions.lock().map_err(|_| "busy")?;
+        if !open.insert(sender.to_string()) {
+            return Err("busy");
+        }
+    }
+    let claim = SessionClaim {
+        sessions: sessions.clone(),
+        sender: sender.to_string(),
+    };
+    let checkpoint = format!("syslog:{sender}");
+    let position = sink
+        .checkpoint(&checkpoint)
+        .await
+        .map_err(|_| "unavailable")?
+        .unwrap_or(0);
+    Ok(Session {
+        checkpoint,
+        position,
+        _claim: claim,
+    })
+}
+
 /// Read frames until the sender closes (or shutdown), submitting them as they come; then
-/// wait until all of it is durable before closing our side.
+/// wait until all of it is durable before closing our side. A session connection
+/// ([`SESSION_HELLO`]) is also told, as it goes, how much of it is durable.
 async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     peer: SocketAddr,
-    connector: Connector,
-    config: &SyslogConfig,
-    sink: &Sink,
+    shared: &Shared,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::result::Result<(), SinkError> {
-    let (read, mut write) = tokio::io::split(stream);
-    let mut frames = FrameReader::new(read, config.max_line_bytes);
-    let mut in_flight: VecDeque<Receipt> = VecDeque::new();
-    let mut lines = Lines::default();
-    let mut frame = Vec::new();
-    loop {
-        let next = tokio::select! {
-            next = frames.next(&mut frame) => next,
-            _ = crate::stopped(&mut shutdown) => break,
-        };
-        match next {
-            Ok(Some(len)) => lines.push(
+    let Shared {
+        connector,
+        config,
+        sink,
+        sessions,
+    } = shared;
+    let connector = *connector;
+    let (read, write) = tokio::io::split(stream);
+    // Bounded: a connection whose lines are not yet durable stops reading.
+    let (answers, pending) = mpsc::channel::<Answer>(MAX_IN_FLIGHT);
+    let mut session: Option<Session> = None;
+    let reader = async {
+        let mut frames = FrameReader::new(read, config.max_line_bytes);
+        let mut lines = Lines::default();
+        let mut frame = Vec::new();
+        let mut batch_frames = 0u64;
+        let mut first = true;
+        loop {
+            let next = tokio::select! {
+                next = frames.next(&mut frame) => next,
+                _ = crate::stopped(&mut shutdown) => break,
+            };
+            match next {
+                Ok(Some(len)) => {
+                    if std::mem::take(&mut first) {
+                        if let Some(hello) = frame.strip_prefix(SESSION_HELLO.as_bytes()) {
+                            match open_session(hello, sink, sessions).await {
+                                Ok(s) => {
+                                    debug!(%peer, checkpoint = %s.checkpoint, position = s.position, "syslog session");
+                                    let _ = answers.send(Answer::Resume(s.position)).await;
+                                    session = Some(s);
+                                    continue;
+                                }
+                                Err(reason) => {
+                                    warn!(%peer, reason, "syslog session refused");
+                                    let _ = answers.send(Answer::Refused(reason)).await;
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    batch_frames += 1;
+                    lines.push(
+                        connector,
+                        &frame,
+                        len,
+                        config.max_line_bytes,
+                        Some(peer.ip()),
+                        sender_key(peer),
+                        || format!("{}:{peer}", connector.name()),
+                        now_ms(),
+                    );
+                }
+                Ok(None) => break,
+                Err(FrameError::Partial { len, missing }) => {
+                    events::error(connector, events::ERROR_PARTIAL_FRAME);
+                    warn!(%peer, len, missing, "syslog sender left mid-frame; the partial frame is not kept");
+                    break;
+                }
+                Err(FrameError::Io(e)) => {
+                    events::error(connector, events::ERROR_READ);
+                    debug!(%peer, error = %e, "syslog connection read failed");
+                    break;
+                }
+            }
+            if batch_frames as usize >= config.batch_lines
+                || (!frames.has_buffered() && batch_frames > 0)
+            {
+                let frames_in = std::mem::take(&mut batch_frames);
+                submit(
+                    &mut lines,
+                    frames_in,
+                    connector,
+                    sink,
+                    session.as_mut(),
+                    &answers,
+                )
+                .await?;
+            }
+        }
+        if batch_frames > 0 {
+            submit(
+                &mut lines,
+                batch_frames,
                 connector,
-                &frame,
-                len,
-                config.max_line_bytes,
-                Some(peer.ip()),
-                sender_key(peer),
-                || format!("{}:{peer}", connector.name()),
-                now_ms(),
-            ),
-            Ok(None) => break,
-            Err(FrameError::Partial { len, missing }) => {
-                events::error(connector, events::ERROR_PARTIAL_FRAME);
-                warn!(%peer, len, missing, "syslog sender left mid-frame; the partial frame is not kept");
-                break;
-            }
-            Err(FrameError::Io(e)) => {
-                events::error(connector, events::ERROR_READ);
-                debug!(%peer, error = %e, "syslog connection read failed");
-                break;
-            }
+                sink,
+                session.as_mut(),
+                &answers,
+            )
+            .await?;
         }
-        if lines.len() >= config.batch_lines || (!frames.has_buffered() && !lines.is_empty()) {
-            submit(&mut lines, connector, sink, &mut in_flight).await?;
+        drop(answers);
+        Ok::<(), SinkError>(())
+    };
+    let (read, written) = tokio::join!(reader, answer(write, pending));
+    read?;
+    written
+}
+
+/// Send the answers in order, each durable one once it is; close our side at the end, so
+/// the sender sees the close only once everything it sent is durable.
+async fn answer<W: AsyncWrite + Unpin>(
+    mut write: W,
+    mut pending: mpsc::Receiver<Answer>,
+) -> std::result::Result<(), SinkError> {
+    // A sender that stopped reading must not stop its lines from being written.
+    let mut open = true;
+    let mut failed = None;
+    while let Some(a) = pending.recv().await {
+        let text = match a {
+            Answer::Resume(n) => format!("soc-resume {n}\n"),
+            Answer::Refused(reason) => format!("soc-refused {reason}\n"),
+            Answer::Durable(receipt, position) => {
+                if let Err(e) = receipt.durable().await {
+                    // Not durable: no acknowledgement now or after; the sender resends.
+                    failed.get_or_insert(e);
+                    open = false;
+                    continue;
+                }
+                match position {
+                    Some(p) => format!("soc-ack {p}\n"),
+                    None => continue,
+                }
+            }
+        };
+        if open && write.write_all(text.as_bytes()).await.is_err() {
+            open = false;
         }
     }
-    submit(&mut lines, connector, sink, &mut in_flight).await?;
-    for receipt in in_flight {
-        receipt.durable().await?;
+    if failed.is_none() {
+        let _ = write.shutdown().await;
     }
-    // Everything read is durable: only now does the sender see our close.
-    let _ = write.shutdown().await;
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }
 
 async fn submit(
     lines: &mut Lines,
+    frames: u64,
     connector: Connector,
     sink: &Sink,
-    in_flight: &mut VecDeque<Receipt>,
+    session: Option<&mut Session>,
+    answers: &mpsc::Sender<Answer>,
 ) -> std::result::Result<(), SinkError> {
-    if lines.is_empty() {
-        return Ok(());
-    }
     let batch = std::mem::take(lines);
     events::received(connector, batch.len() as u64, batch.bytes);
+    let mut submission = crate::sink::Submission::from(batch);
+    let position = session.map(|s| {
+        s.position += frames;
+        submission.checkpoints.push(Checkpoint {
+            name: s.checkpoint.clone(),
+            position: s.position,
+        });
+        s.position
+    });
     // Waits while the queue is full: this connection stops reading, TCP slows the sender.
-    in_flight.push_back(sink.submit(batch.into()).await?);
-    while in_flight.len() > MAX_IN_FLIGHT {
-        if let Some(oldest) = in_flight.pop_front() {
-            oldest.durable().await?;
-        }
-    }
-    Ok(())
+    let receipt = sink.submit(submission).await?;
+    answers
+        .send(Answer::Durable(receipt, position))
+        .await
+        .map_err(|_| SinkError::Closed)
 }
