@@ -118,13 +118,21 @@ impl std::fmt::Debug for EmbeddedLog {
     }
 }
 
+/// Pages of the log kept in memory.
+pub const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 impl EmbeddedLog {
     /// Open or create the log at `path`. `modules` supplies SmartModules for consumer chains.
     pub fn open(path: &Path, modules: Option<ModuleRegistry>) -> Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(unavailable)?;
         }
-        let db = Database::create(path).map_err(unavailable)?;
+        // redb caches up to 1 GiB by default, and a log written once and read once gains
+        // little from it: RSS grew with every line received.
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(unavailable)?;
         {
             let tx = db.begin_write().map_err(unavailable)?;
             tx.open_table(TOPICS).map_err(unavailable)?;
