@@ -33,7 +33,7 @@ impl Default for SinkConfig {
     fn default() -> Self {
         SinkConfig {
             topic: soc_core::stream::topics::RAW_LOGS.to_string(),
-            max_pending_bytes: 64 * 1024 * 1024,
+            max_pending_bytes: 16 * 1024 * 1024,
             batch_records: 5_000,
             batch_bytes: 4 * 1024 * 1024,
         }

@@ -183,26 +183,6 @@ fn rules_rate(
     Ok((events.len() as f64 / secs, raised))
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
-fn rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
-}
-
 pub async fn run(args: BenchArgs) -> Result<()> {
     let settings = args.config.load()?;
     let registry = ModuleRegistry::load(&settings.assets.smartmodules()?)?;
@@ -268,13 +248,13 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     println!(
         "{:>20}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} of {} alerts received)",
         "line -> websocket",
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99),
+        crate::percentile(&lat, 0.5),
+        crate::percentile(&lat, 0.99),
         lat.last().copied().unwrap_or(f64::NAN),
         lat.len(),
         sent_alerts
     );
-    if let Some(mb) = rss_mb() {
+    if let Some(mb) = crate::status_mb("VmHWM:") {
         println!("{:>20}: {mb:.0} MB", "peak RSS");
     }
     Ok(())

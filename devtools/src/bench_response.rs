@@ -46,14 +46,6 @@ fn attacker(i: u32) -> String {
     )
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 pub async fn run(args: ResponseBenchArgs) -> Result<()> {
     let root = std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -240,17 +232,17 @@ pub async fn run(args: ResponseBenchArgs) -> Result<()> {
     );
     println!(
         "  alert stored -> applied stored: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({} actions)",
-        percentile(&ms, 0.5),
-        percentile(&ms, 0.99),
+        crate::percentile(&ms, 0.5),
+        crate::percentile(&ms, 0.99),
         ms.last().copied().unwrap_or(f64::NAN),
         ms.len()
     );
     println!(
         "    of which stored -> dispatched: p50 {:.0} ms, p99 {:.0} ms; dispatched -> applied: p50 {:.0} ms, p99 {:.0} ms",
-        percentile(&to_dispatch, 0.5),
-        percentile(&to_dispatch, 0.99),
-        percentile(&to_apply, 0.5),
-        percentile(&to_apply, 0.99)
+        crate::percentile(&to_dispatch, 0.5),
+        crate::percentile(&to_dispatch, 0.99),
+        crate::percentile(&to_apply, 0.5),
+        crate::percentile(&to_apply, 0.99)
     );
     println!("  replay to last applied: {:.1} s", total.as_secs_f64());
     println!(

@@ -91,13 +91,6 @@ fn storm(sources: usize) -> Vec<String> {
     lines
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 pub async fn run(args: TriageBenchArgs) -> Result<()> {
     let fake = FakeLlm::start(
         args.rpm as usize,
@@ -314,8 +307,8 @@ pub async fn run(args: TriageBenchArgs) -> Result<()> {
         println!(
             "{:>26}: p50 {:.1} s, p99 {:.1} s, max {:.1} s after the alert",
             "model verdict arrived",
-            percentile(&waits, 0.5),
-            percentile(&waits, 0.99),
+            crate::percentile(&waits, 0.5),
+            crate::percentile(&waits, 0.99),
             waits.last().copied().unwrap_or(f64::NAN)
         );
     }

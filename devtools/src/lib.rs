@@ -3,6 +3,7 @@
 //! local server that speaks the OpenAI chat protocol with Groq's free-tier limits.
 
 pub mod bench;
+pub mod bench_ingest;
 pub mod bench_response;
 pub mod bench_triage;
 pub mod eval;
@@ -24,6 +25,9 @@ pub struct Cli {
 pub enum Command {
     /// Measure chain throughput, pipeline throughput and line-to-WebSocket latency.
     Bench(bench::BenchArgs),
+    /// Lines from senders to durable: syslog over TCP (acknowledged sessions) and HTTP
+    /// ingest; lines/s, acknowledgement latency, memory during the flood.
+    BenchIngest(bench_ingest::IngestBenchArgs),
     /// Replay an attack storm with LLM triage on, against a local server limited like Groq's
     /// free tier: model calls, tokens, verdicts by path, alerts delayed and lost.
     BenchTriage(bench_triage::TriageBenchArgs),
@@ -45,10 +49,34 @@ pub enum Command {
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Bench(args) => bench::run(args).await,
+        Command::BenchIngest(args) => bench_ingest::run(args).await,
         Command::BenchTriage(args) => bench_triage::run(args).await,
         Command::BenchResponse(args) => bench_response::run(args).await,
         Command::Eval(args) => eval::run(args),
         Command::EvalLines(args) => eval_lines::run(args),
         Command::EvalTriage(args) => eval_triage::run(args).await.map(|_| ()),
     }
+}
+
+/// The value at quantile `p` (0 to 1) of sorted samples; NaN when there are none.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// A memory figure of this process from /proc/self/status (`VmRSS:` now, `VmHWM:` the
+/// peak), in MB.
+fn status_mb(field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
 }
